@@ -1,0 +1,151 @@
+/**
+ * Pitstop's configuration: one documented type, defaults stated once, read from the environment here and
+ * nowhere else, validated at start (every bad key is listed), then passed down as a value.
+ *
+ * | variable             | default                                        | meaning                                   |
+ * | -------------------- | ---------------------------------------------- | ----------------------------------------- |
+ * | NODE_ENV             | development                                    | development, test or production           |
+ * | HOST / PORT          | 127.0.0.1 / 3000                               | where the HTTP server listens             |
+ * | KAFKA_CLUSTER_SIZE   | 1                                              | 1 broker, or 3 (RF 3, min.insync 2)       |
+ * | KAFKA_BROKERS        | the started cluster's brokers                  | comma-separated host:port list            |
+ * | DATABASE_URL         | postgres://postgres@127.0.0.1:5432/pitstop     | `_test` appended to the name under test   |
+ * | REDIS_URL            | redis://127.0.0.1:6379/0 (db 1 under test)     |                                           |
+ * | NATS_URL             | nats://127.0.0.1:4222                          | comma-separated server list               |
+ * | PITSTOP_MANAGE_INFRA | true                                           | start Kafka and stopped local services    |
+ * | LOG_LEVEL            | info (warn under test)                         | pino level                                |
+ */
+
+export type Env = "development" | "test" | "production";
+
+export interface Config {
+  env: Env;
+  http: { host: string; port: number };
+  kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string };
+  postgres: { url: string };
+  redis: { url: string };
+  nats: { servers: string[] };
+  /** Start the project's own Kafka and any stopped local Postgres/Redis/NATS before running. */
+  manageInfra: boolean;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+/** Broker addresses of the clusters the project's scripts start (see infra/kafka-cluster.ts). */
+export const clusterBrokers = {
+  1: ["127.0.0.1:9092"],
+  3: ["127.0.0.1:19092", "127.0.0.1:19102", "127.0.0.1:19112"],
+} as const;
+
+/** Raised when the environment holds bad values; lists every one of them. Not retryable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly retryable = false;
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+  }
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const problems: string[] = [];
+  const read = (key: string) => {
+    const value = env[key]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const oneOf = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
+    const value = read(key) ?? fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    problems.push(`${key} must be one of ${allowed.join(", ")} (got "${value}")`);
+    return fallback;
+  };
+  const port = (key: string, fallback: number) => {
+    const raw = read(key);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (Number.isInteger(value) && value >= 0 && value <= 65535) return value;
+    problems.push(`${key} must be a port number 0-65535 (got "${raw}")`);
+    return fallback;
+  };
+  const url = (key: string, fallback: string, protocols: string[]) => {
+    const value = read(key) ?? fallback;
+    try {
+      const parsed = new URL(value);
+      if (!protocols.includes(parsed.protocol)) {
+        problems.push(`${key} must use ${protocols.join(" or ")} (got "${parsed.protocol}")`);
+      }
+    } catch {
+      problems.push(`${key} is not a URL (got "${value}")`);
+    }
+    return value;
+  };
+  const bool = (key: string, fallback: boolean) => {
+    const raw = read(key);
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes"].includes(raw.toLowerCase())) return true;
+    if (["0", "false", "no"].includes(raw.toLowerCase())) return false;
+    problems.push(`${key} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+  const list = (key: string, fallback: readonly string[], check: (item: string) => boolean, what: string) => {
+    const raw = read(key);
+    if (raw === undefined) return [...fallback];
+    const items = raw
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean);
+    const bad = items.filter((item) => !check(item));
+    if (items.length === 0 || bad.length > 0)
+      problems.push(`${key} must be a comma-separated list of ${what}`);
+    return items;
+  };
+
+  const mode = oneOf<Env>("NODE_ENV", ["development", "test", "production"], "development");
+  const clusterSize = Number(oneOf("KAFKA_CLUSTER_SIZE", ["1", "3"], "1")) as 1 | 3;
+  const databaseUrl = url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pitstop", [
+    "postgres:",
+    "postgresql:",
+  ]);
+
+  const config: Config = {
+    env: mode,
+    http: { host: read("HOST") ?? "127.0.0.1", port: port("PORT", 3000) },
+    kafka: {
+      clusterSize,
+      brokers: list(
+        "KAFKA_BROKERS",
+        clusterBrokers[clusterSize],
+        (b) => /^[^:\s]+:\d{1,5}$/.test(b),
+        "host:port",
+      ),
+      clientId: read("KAFKA_CLIENT_ID") ?? "pitstop",
+    },
+    postgres: {
+      url: mode === "test" && !read("DATABASE_URL") ? withDatabaseSuffix(databaseUrl) : databaseUrl,
+    },
+    redis: {
+      url: url("REDIS_URL", mode === "test" ? "redis://127.0.0.1:6379/1" : "redis://127.0.0.1:6379/0", [
+        "redis:",
+        "rediss:",
+      ]),
+    },
+    nats: {
+      servers: list(
+        "NATS_URL",
+        ["nats://127.0.0.1:4222"],
+        (s) => URL.canParse(s) || /^[^:\s]+:\d+$/.test(s),
+        "URLs",
+      ),
+    },
+    manageInfra: bool("PITSTOP_MANAGE_INFRA", true),
+    logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, mode === "test" ? "warn" : "info"),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** The test database sits beside the dev one: `pitstop` -> `pitstop_test`. */
+function withDatabaseSuffix(databaseUrl: string): string {
+  const parsed = new URL(databaseUrl);
+  parsed.pathname = `${parsed.pathname.replace(/\/$/, "") || "/pitstop"}_test`;
+  return parsed.toString();
+}

@@ -1,0 +1,42 @@
+/**
+ * Opening Pitstop's Postgres: postgres.js for the connection pool, drizzle on top for typed queries.
+ *
+ * @example
+ * const database = openDatabase(config.postgres.url);
+ * await database.db.select().from(schema.outbox).limit(10);
+ * await database.close();
+ */
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+export type Db = PostgresJsDatabase<typeof schema>;
+
+export interface Database {
+  sql: postgres.Sql;
+  db: Db;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** Pool size (postgres.js `max`). */
+  max?: number;
+  /** Seconds to wait for a connection before failing (postgres.js `connect_timeout`). */
+  connectTimeout?: number;
+  applicationName?: string;
+}
+
+export function openDatabase(url: string, options: DatabaseOptions = {}): Database {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: options.connectTimeout ?? 5,
+    onnotice: () => {}, // "already exists, skipping" notices from idempotent DDL are not news
+    connection: { application_name: options.applicationName ?? "pitstop" },
+  });
+  return { sql, db: drizzle(sql, { schema }), close: () => sql.end({ timeout: 5 }) };
+}
+
+/** Round trip to the server; throws when it cannot answer. */
+export async function pingDatabase(sql: postgres.Sql): Promise<void> {
+  await sql`select 1`;
+}

@@ -1,0 +1,72 @@
+/**
+ * `GET /healthz`: each dependency as up or down with the time its check took, and 503 when any is down.
+ * Every check runs at once, each bounded by a timeout, so one hung dependency cannot hang the answer.
+ */
+import { Elysia, t } from "elysia";
+
+/** One dependency's check: resolves when it answers, throws (or times out) when it does not. */
+export interface Probe {
+  name: string;
+  check(): Promise<unknown>;
+}
+
+const DependencyStatus = t.Object({
+  status: t.Union([t.Literal("up"), t.Literal("down")]),
+  latencyMs: t.Number(),
+  error: t.Optional(t.String()),
+});
+
+export const HealthReport = t.Object({
+  status: t.Union([t.Literal("up"), t.Literal("down")]),
+  dependencies: t.Record(t.String(), DependencyStatus),
+});
+
+export type HealthReport = typeof HealthReport.static;
+
+export async function checkHealth(probes: Probe[], timeoutMs: number): Promise<HealthReport> {
+  const entries = await Promise.all(
+    probes.map(async (probe) => {
+      const started = performance.now();
+      let timer: Timer | undefined;
+      try {
+        await Promise.race([
+          probe.check(),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+          }),
+        ]);
+        return [probe.name, { status: "up" as const, latencyMs: elapsed(started) }] as const;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return [
+          probe.name,
+          { status: "down" as const, latencyMs: elapsed(started), error: message },
+        ] as const;
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  const dependencies = Object.fromEntries(entries);
+  const status = entries.every(([, d]) => d.status === "up") ? "up" : "down";
+  return { status, dependencies };
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
+
+export function healthRoutes(probes: Probe[], timeoutMs = 2000) {
+  return new Elysia({ name: "health" }).get(
+    "/healthz",
+    async ({ set }) => {
+      const report = await checkHealth(probes, timeoutMs);
+      set.status = report.status === "up" ? 200 : 503;
+      return report;
+    },
+    {
+      response: { 200: HealthReport, 503: HealthReport },
+      detail: { summary: "Each dependency as up or down with latency; 503 when any is down", tags: ["ops"] },
+    },
+  );
+}

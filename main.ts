@@ -1,0 +1,61 @@
+/**
+ * Pitstop, all in one process: brings up its dependencies (see infra/), then serves HTTP.
+ * `npm start` runs this file. SIGTERM or SIGINT closes the server and the connections before exit.
+ */
+import { ConfigError, loadConfig } from "./config.ts";
+import { ensureInfra, InfraError } from "./infra/index.ts";
+import { createLogger } from "./runtime/index.ts";
+import { createSystem } from "./system.ts";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const started = performance.now();
+  if (config.manageInfra) {
+    const report = await ensureInfra(config);
+    log.info(
+      {
+        services: report.services,
+        kafka: report.kafka,
+        database: report.database,
+        topicsCreated: report.topics.created.length,
+        replicationFactor: report.topics.replicationFactor,
+      },
+      "dependencies ready",
+    );
+    for (const t of report.topics.underPartitioned) {
+      log.warn(t, "topic has fewer partitions than the catalogue asks for; left unchanged");
+    }
+  }
+  const system = createSystem(config, log);
+  const server = system.app.listen({ hostname: config.http.host, port: config.http.port });
+  log.info(
+    {
+      url: `http://${config.http.host}:${server.server?.port}`,
+      readyInMs: Math.round(performance.now() - started),
+    },
+    "pitstop is serving",
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping");
+    await server.stop();
+    await system.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  // What a person can act on gets one line; anything else is a bug and keeps its stack.
+  if (error instanceof InfraError || error instanceof ConfigError) {
+    console.error(`pitstop: ${error.message}`);
+  } else {
+    console.error(error);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+/**
+ * The composition root: opens the connections the configuration names and wires them into the HTTP app.
+ * `main.ts` runs it as a server; tests build it in process with their own configuration.
+ */
+import type { Config } from "./config.ts";
+import { openDatabase, pingDatabase } from "./db/index.ts";
+import { createApp, type Probe } from "./http/index.ts";
+import {
+  type Logger,
+  type NatsConnection,
+  openNats,
+  openRedis,
+  pingNats,
+  pingRedis,
+} from "./runtime/index.ts";
+import { createKafka, pingKafka } from "./topics/index.ts";
+
+export interface System {
+  app: ReturnType<typeof createApp>;
+  close(): Promise<void>;
+}
+
+export function createSystem(config: Config, log: Logger): System {
+  const database = openDatabase(config.postgres.url, { connectTimeout: 2 });
+  const redis = openRedis(config.redis.url);
+  // ioredis reports connection trouble as events; /healthz reports it to people, so keep it at debug here.
+  redis.on("error", (error) => log.debug({ err: error }, "redis connection error"));
+  const nats = lazyNats(config.nats.servers, log);
+  // A client without retries: a health check answers now, it does not wait out a retry schedule.
+  const probeKafka = createKafka({
+    brokers: config.kafka.brokers,
+    clientId: `${config.kafka.clientId}-health`,
+    overrides: { retry: { retries: 0 }, connectionTimeout: 1000, requestTimeout: 2000 },
+  });
+  const probes: Probe[] = [
+    { name: "kafka", check: () => pingKafka(probeKafka) },
+    { name: "postgres", check: () => pingDatabase(database.sql) },
+    { name: "redis", check: () => pingRedis(redis) },
+    { name: "nats", check: async () => pingNats(await nats.get()) },
+  ];
+  const app = createApp({ probes });
+  return {
+    app,
+    async close() {
+      await Promise.allSettled([database.close(), redis.quit(), nats.close()]);
+    },
+  };
+}
+
+/** A NATS connection made on first use and made again if it closed, so a late NATS is picked up. */
+function lazyNats(servers: string[], log: Logger) {
+  let connection: Promise<NatsConnection> | undefined;
+  return {
+    get(): Promise<NatsConnection> {
+      if (!connection) {
+        connection = openNats(servers);
+        connection.catch((error) => {
+          log.debug({ err: error }, "nats connection failed");
+          connection = undefined;
+        });
+        connection.then((nc) => nc.closed().then(() => (connection = undefined)));
+      }
+      return connection;
+    },
+    async close() {
+      const nc = await connection?.catch(() => undefined);
+      await nc?.drain().catch(() => {});
+    },
+  };
+}
