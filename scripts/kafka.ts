@@ -41,7 +41,9 @@ try {
       const rss = brokerRss(size);
       const nodes = clusterLayout(size).nodes.map((n) => {
         const kib = rss[n.id];
-        return kib ? `node ${n.id} ${n.host}:${n.port} rss ${Math.round(kib / 1024)} MiB` : `node ${n.id} down`;
+        return kib
+          ? `node ${n.id} ${n.host}:${n.port} rss ${Math.round(kib / 1024)} MiB`
+          : `node ${n.id} down`;
       });
       console.log(`${name}: ${nodes.join("; ")}`);
     }
