@@ -53,12 +53,15 @@ function lazyNats(servers: string[], log: Logger) {
   return {
     get(): Promise<NatsConnection> {
       if (!connection) {
-        connection = openNats(servers);
-        connection.catch((error) => {
-          log.debug({ err: error }, "nats connection failed");
-          connection = undefined;
-        });
-        connection.then((nc) => nc.closed().then(() => (connection = undefined)));
+        const attempt = openNats(servers);
+        connection = attempt;
+        attempt.then(
+          (nc) => nc.closed().then(() => void (connection = undefined)),
+          (error) => {
+            log.debug({ err: error }, "nats connection failed");
+            connection = undefined;
+          },
+        );
       }
       return connection;
     },

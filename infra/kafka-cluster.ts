@@ -137,8 +137,8 @@ export async function waitForBrokers(cluster: Cluster, timeoutMs: number): Promi
   let lastError: unknown;
   while (Date.now() < deadline) {
     for (const node of cluster.nodes) {
-      const pidFile = join(node.dir, "kafka.pid");
-      if (existsSync(pidFile) && ownedPid(node) === undefined) {
+      const pid = readPid(node);
+      if (pid !== undefined && !isAlive(pid)) {
         throw new InfraError(
           `Kafka node ${node.id} exited while starting; see ${join(node.dir, "server.log")}`,
         );
@@ -299,16 +299,31 @@ function startNode(cluster: Cluster, node: KafkaNode, clusterId: string): void {
   child.unref();
 }
 
-/** The pid in the node's pid file, if that process is alive and is really our broker (not a reused pid). */
-function ownedPid(node: KafkaNode): number | undefined {
+function readPid(node: KafkaNode): number | undefined {
   const pidFile = join(node.dir, "kafka.pid");
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, "utf8").trim());
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** True while the process exists and is not a zombie waiting to be reaped. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The pid in the node's pid file, if that process is alive and is really our broker (not a reused pid).
+ * Only meaningful once the JVM is running: right after spawn the child may not have exec'd java yet.
+ */
+function ownedPid(node: KafkaNode): number | undefined {
+  const pid = readPid(node);
+  if (pid === undefined || !isAlive(pid)) return undefined;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (/\) Z /.test(stat)) return undefined; // a zombie waiting for its parent is not running
     return cmdline.includes(`-Dpitstop.kafka.node=${node.dir}\0`) ? pid : undefined;
   } catch {
     return undefined;

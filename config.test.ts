@@ -1,0 +1,47 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, loadConfig } from "./config.ts";
+
+describe("configuration", () => {
+  test("defaults point at the loopback services and the single broker", () => {
+    const config = loadConfig({});
+    expect(config).toEqual({
+      env: "development",
+      http: { host: "127.0.0.1", port: 3000 },
+      kafka: { clusterSize: 1, brokers: ["127.0.0.1:9092"], clientId: "pitstop" },
+      postgres: { url: "postgres://postgres@127.0.0.1:5432/pitstop" },
+      redis: { url: "redis://127.0.0.1:6379/0" },
+      nats: { servers: ["nats://127.0.0.1:4222"] },
+      manageInfra: true,
+      logLevel: "info",
+    });
+  });
+
+  test("under test the database, Redis db and log level change; the 3-broker size brings its brokers", () => {
+    const config = loadConfig({ NODE_ENV: "test", KAFKA_CLUSTER_SIZE: "3" });
+    expect(config.postgres.url).toBe("postgres://postgres@127.0.0.1:5432/pitstop_test");
+    expect(config.redis.url).toBe("redis://127.0.0.1:6379/1");
+    expect(config.logLevel).toBe("warn");
+    expect(config.kafka.brokers).toEqual(["127.0.0.1:19092", "127.0.0.1:19102", "127.0.0.1:19112"]);
+  });
+
+  test("every bad variable is listed at once", () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: "70000",
+        KAFKA_CLUSTER_SIZE: "2",
+        DATABASE_URL: "mysql://x",
+        PITSTOP_MANAGE_INFRA: "maybe",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(4);
+    expect(problems.join("\n")).toContain("PORT");
+    expect(problems.join("\n")).toContain("KAFKA_CLUSTER_SIZE");
+    expect(problems.join("\n")).toContain("DATABASE_URL");
+    expect(problems.join("\n")).toContain("PITSTOP_MANAGE_INFRA");
+  });
+});
