@@ -56,7 +56,10 @@ function lazyNats(servers: string[], log: Logger) {
         const attempt = openNats(servers);
         connection = attempt;
         attempt.then(
-          (nc) => nc.closed().then(() => void (connection = undefined)),
+          (nc) =>
+            nc.closed().then(() => {
+              connection = undefined;
+            }),
           (error) => {
             log.debug({ err: error }, "nats connection failed");
             connection = undefined;
