@@ -11,21 +11,19 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const started = performance.now();
-  if (config.manageInfra) {
-    const report = await ensureInfra(config);
-    log.info(
-      {
-        services: report.services,
-        kafka: report.kafka,
-        database: report.database,
-        topicsCreated: report.topics.created.length,
-        replicationFactor: report.topics.replicationFactor,
-      },
-      "dependencies ready",
-    );
-    for (const t of report.topics.underPartitioned) {
-      log.warn(t, "topic has fewer partitions than the catalogue asks for; left unchanged");
-    }
+  const report = await ensureInfra(config);
+  log.info(
+    {
+      services: report.services,
+      kafka: report.kafka,
+      database: report.database,
+      topicsCreated: report.topics.created.length,
+      replicationFactor: report.topics.replicationFactor,
+    },
+    "dependencies ready",
+  );
+  for (const t of report.topics.underPartitioned) {
+    log.warn(t, "topic has fewer partitions than the catalogue asks for; left unchanged");
   }
   const system = createSystem(config, log);
   const server = system.app.listen({ hostname: config.http.host, port: config.http.port });

@@ -1,7 +1,9 @@
 /**
  * Brings up everything Pitstop depends on, in order, for `npm start` and the test suite alike:
  * Postgres/Redis/NATS checked (and started when installed but stopped), the project's own Kafka started or
- * reused, the database created and migrated, the topic catalogue provisioned.
+ * reused, the database created and migrated, the topic catalogue provisioned. With `manageInfra` off
+ * (PITSTOP_MANAGE_INFRA=false, e.g. under docker compose) nothing is started: everything is only checked,
+ * then migrated and provisioned.
  */
 import type { Config } from "../config.ts";
 import { ensureDatabase, migrateDatabase } from "../db/index.ts";
@@ -20,11 +22,8 @@ export interface InfraReport {
 }
 
 export async function ensureInfra(config: Config): Promise<InfraReport> {
-  const services = config.manageInfra
-    ? await ensureServices(
-        serviceSpecs({ postgres: config.postgres.url, redis: config.redis.url, nats: config.nats.servers }),
-      )
-    : [];
+  const urls = { postgres: config.postgres.url, redis: config.redis.url, nats: config.nats.servers };
+  const services = await ensureServices(serviceSpecs(urls), { start: config.manageInfra });
   const kafka = await ensureKafka(config);
   const database = await withInfraError("Postgres", async () => {
     const { created } = await ensureDatabase(config.postgres.url);

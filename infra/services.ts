@@ -5,7 +5,7 @@
  * We only ever start a local server on its loopback address and default-style command line (the same
  * commands this machine kind uses at boot); a remote URL that does not answer is an error, never a start.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { InfraError } from "./infra-error.ts";
@@ -65,19 +65,26 @@ export interface ServiceStatus {
   action: "up" | "started";
 }
 
-/** Makes sure each service answers, starting stopped local ones; throws one InfraError naming what is missing. */
-export async function ensureServices(specs: ServiceSpec[], timeoutMs = 30_000): Promise<ServiceStatus[]> {
-  const results = await Promise.all(specs.map((spec) => ensureService(spec, timeoutMs)));
+/** Makes sure each service answers, starting stopped local ones (unless `start` is false); throws one InfraError naming what is missing. */
+export async function ensureServices(
+  specs: ServiceSpec[],
+  { start = true, timeoutMs = 30_000 } = {},
+): Promise<ServiceStatus[]> {
+  const results = await Promise.all(specs.map((spec) => ensureService(spec, start, timeoutMs)));
   const failures = results.filter((r): r is string => typeof r === "string");
   if (failures.length > 0) throw new InfraError(failures.join("; "));
   return results as ServiceStatus[];
 }
 
-async function ensureService(spec: ServiceSpec, timeoutMs: number): Promise<ServiceStatus | string> {
+async function ensureService(
+  spec: ServiceSpec,
+  start: boolean,
+  timeoutMs: number,
+): Promise<ServiceStatus | string> {
   const address = `${spec.host}:${spec.port}`;
   if (await isListening(spec.host, spec.port)) return { name: spec.name, address, action: "up" };
   const how = `install it (${spec.install}), set ${spec.envVar} to a running server, or run \`docker compose up -d\``;
-  if (!isLoopback(spec.host)) return `${spec.name} is not reachable at ${address}: ${how}`;
+  if (!start || !isLoopback(spec.host)) return `${spec.name} is not reachable at ${address}: ${how}`;
   if (!spec.start()) return `${spec.name} is not running at ${address} and is not installed here: ${how}`;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -144,10 +151,8 @@ function startNats(port: number): boolean {
   if (!server) return false;
   const dir = join(ROOT, ".cache", "nats");
   mkdirSync(dir, { recursive: true });
-  const daemon = which("start-stop-daemon");
+  // Spawned directly: start-stop-daemon would see the machine's own nats-server (same binary) and do nothing.
   const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, "-l", join(dir, "nats-server.log")];
-  if (daemon) return run(daemon, ["--start", "--oknodo", "--background", "--exec", server, "--", ...args]);
-  const child = Bun.spawn([server, ...args], { stdio: ["ignore", "ignore", "ignore"] });
-  child.unref();
+  spawn(server, args, { detached: true, stdio: "ignore" }).unref();
   return true;
 }
