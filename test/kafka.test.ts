@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Consumer, KafkaMessage } from "kafkajs";
+import { waitForTopics } from "../topics/index.ts";
 import { testKafka, uniqueName, waitFor } from "./support.ts";
 
 const kafka = testKafka();
@@ -46,6 +47,7 @@ describe("kafkajs 2.2.4 against the project's Kafka 4.4.0 broker", () => {
     expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true })).toBe(
       false,
     );
+    await waitForTopics(admin, [topic]);
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
     expect(metadata.topics[0]?.partitions).toHaveLength(3);
 

@@ -21,4 +21,4 @@ export {
   newEnvelope,
 } from "./envelope.ts";
 export { createKafka, type KafkaClientOptions, type KafkaLogger, pingKafka } from "./kafka.ts";
-export { type ProvisionResult, provisionTopics, replicationFor } from "./provision.ts";
+export { type ProvisionResult, provisionTopics, replicationFor, waitForTopics } from "./provision.ts";

@@ -62,6 +62,9 @@ export function createKafka({ brokers, clientId, logger, overrides }: KafkaClien
     logCreator: toLogger,
     connectionTimeout: 3000,
     requestTimeout: 30_000,
+    // Outlast a broker failover: a dead leader is fenced after broker.session.timeout.ms (9 s by default),
+    // then a new one is elected. kafkajs' default retries give up after about 9 s; these keep going ~30 s.
+    retry: { initialRetryTime: 300, maxRetryTime: 5000, retries: 10 },
     ...overrides,
   });
 }

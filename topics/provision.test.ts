@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { testKafka, uniqueName } from "../test/support.ts";
 import { topicCatalogue } from "./catalogue.ts";
-import { provisionTopics, replicationFor } from "./provision.ts";
+import { provisionTopics, replicationFor, waitForTopics } from "./provision.ts";
 
 const kafka = testKafka();
 const admin = kafka.admin();
@@ -60,6 +60,7 @@ describe("topic provisioning", () => {
     const name = uniqueName("prov-small");
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: name, numPartitions: 2 }], waitForLeaders: true });
+    await waitForTopics(admin, [name]);
     const result = await provisionTopics(kafka, [{ name, role: "events", partitions: 10 }]);
     expect(result.underPartitioned).toEqual([{ topic: name, partitions: 2, wanted: 10 }]);
     const metadata = await admin.fetchTopicMetadata({ topics: [name] });

@@ -3,7 +3,7 @@
  * processes at once. The replication factor follows the cluster: 3 (with min.insync.replicas 2) on three or
  * more brokers, otherwise one copy per broker.
  */
-import type { Kafka } from "kafkajs";
+import type { Admin, Kafka } from "kafkajs";
 import type { TopicSpec } from "./catalogue.ts";
 
 export interface ProvisionResult {
@@ -41,6 +41,10 @@ export async function provisionTopics(kafka: Kafka, topics: TopicSpec[]): Promis
           }).map(([name, value]) => ({ name, value })),
         })),
       });
+      await waitForTopics(
+        admin,
+        missing.map((t) => t.name),
+      );
     }
     const present = topics.filter((t) => existingNames.has(t.name));
     const underPartitioned: ProvisionResult["underPartitioned"] = [];
@@ -63,4 +67,27 @@ export async function provisionTopics(kafka: Kafka, topics: TopicSpec[]): Promis
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Waits until every partition of `topics` has a leader in the metadata the brokers serve. A broker answers
+ * CreateTopics once the controller has the topic, but its own metadata cache catches up a moment later:
+ * producing or fetching metadata in between fails with UNKNOWN_TOPIC_OR_PARTITION.
+ */
+export async function waitForTopics(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const ready = metadata.topics.every(
+        (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+      );
+      if (ready && metadata.topics.length === topics.length) return;
+    } catch (error) {
+      lastError = error; // UNKNOWN_TOPIC_OR_PARTITION until the metadata arrives
+    }
+    await Bun.sleep(100); // poll interval
+  }
+  throw new Error(`topics ${topics.join(", ")} had no leaders after ${timeoutMs} ms: ${String(lastError)}`);
 }

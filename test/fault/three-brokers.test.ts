@@ -14,7 +14,7 @@ import {
   startKafka,
   stopKafka,
 } from "../../infra/kafka-cluster.ts";
-import { createKafka } from "../../topics/index.ts";
+import { createKafka, waitForTopics } from "../../topics/index.ts";
 import { uniqueName, waitFor } from "../support.ts";
 
 const layout = clusterLayout(3);
@@ -53,6 +53,7 @@ describe("3-broker KRaft cluster", () => {
         },
       ],
     });
+    await waitForTopics(admin, [topic]);
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
     const partitions = metadata.topics[0]?.partitions ?? [];
     expect(partitions).toHaveLength(6);
