@@ -29,8 +29,10 @@ export async function provisionTopics(kafka: Kafka, topics: TopicSpec[]): Promis
     const missing = topics.filter((t) => !existingNames.has(t.name));
     if (missing.length > 0) {
       // createTopics answers false, not an error, for topics another process created meanwhile.
+      // Its waitForLeaders is off: under KRaft the first metadata answer for a new topic can be
+      // UNKNOWN_TOPIC_OR_PARTITION, on which kafkajs gives up (tulios/kafkajs#815, #1563); waitForTopics retries.
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((t) => ({
           topic: t.name,
           numPartitions: t.partitions,

@@ -43,7 +43,7 @@ describe("3-broker KRaft cluster", () => {
     await admin.connect();
     const topic = uniqueName("rf3");
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: [
         {
           topic,
