@@ -8,6 +8,8 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
+  boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -15,8 +17,12 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** Raw bytes (a Kafka record's value may be anything, and a dead letter keeps it exactly). */
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
 
 /** The durable state of one actor, and the last mailbox offset it handled (redelivered records at or below it are skipped). */
 export const actorState = pgTable(
@@ -28,6 +34,8 @@ export const actorState = pgTable(
     version: bigint("version", { mode: "number" }).notNull().default(0),
     lastPartition: integer("last_partition"),
     lastOffset: bigint("last_offset", { mode: "bigint" }),
+    /** Set when a failed message parked the key: later messages wait in dead_letter until an operator acts. */
+    parkedAt: timestamp("parked_at", { withTimezone: true }),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.kind, t.actorKey] })],
@@ -41,7 +49,10 @@ export const outbox = pgTable(
     topic: text("topic").notNull(),
     messageKey: text("message_key").notNull(),
     headers: jsonb("headers").$type<Record<string, string>>().notNull().default({}),
-    value: text("value").notNull(),
+    /** The record's value as text (JSON envelopes)... */
+    value: text("value"),
+    /** ...or as raw bytes (a dead letter's original value). Exactly one of the two is set. */
+    rawValue: bytea("raw_value"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     publishedAt: timestamp("published_at", { withTimezone: true }),
   },
@@ -71,4 +82,55 @@ export const partitionOwner = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.topic, t.partition] })],
+);
+
+/** Records that could not be handled: kept here (listing, replay) and published to the source's `.dlt` topic. */
+export const deadLetter = pgTable(
+  "dead_letter",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** The actor kind or reactor that failed on it. */
+    consumer: text("consumer").notNull(),
+    sourceTopic: text("source_topic").notNull(),
+    sourcePartition: integer("source_partition").notNull(),
+    sourceOffset: bigint("source_offset", { mode: "bigint" }).notNull(),
+    messageKey: text("message_key"),
+    value: bytea("value"),
+    headers: jsonb("headers").$type<Record<string, string>>().notNull().default({}),
+    errorClass: text("error_class").notNull(),
+    errorMessage: text("error_message").notNull(),
+    retryable: boolean("retryable").notNull(),
+    attempts: integer("attempts").notNull(),
+    firstFailureAt: timestamp("first_failure_at", { withTimezone: true }).notNull(),
+    lastFailureAt: timestamp("last_failure_at", { withTimezone: true }).notNull(),
+    host: text("host").notNull(),
+    /** dead: failed itself; parked: held because an earlier message of its key failed; replayed. */
+    status: text("status").$type<"dead" | "parked" | "replayed">().notNull(),
+    replayedAt: timestamp("replayed_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("dead_letter_source_idx").on(t.consumer, t.sourceTopic, t.sourcePartition, t.sourceOffset),
+    index("dead_letter_key_idx").on(t.consumer, t.messageKey, t.id),
+  ],
+);
+
+/** Durable timers set by actor turns; the owner of the key's partition fires them through the mailbox. */
+export const actorTimer = pgTable(
+  "actor_timer",
+  {
+    kind: text("kind").notNull(),
+    actorKey: text("actor_key").notNull(),
+    name: text("name").notNull(),
+    mailbox: text("mailbox").notNull(),
+    partition: integer("partition").notNull(),
+    fireAt: timestamp("fire_at", { withTimezone: true }).notNull(),
+    messageType: text("message_type").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    correlationId: uuid("correlation_id").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.kind, t.actorKey, t.name] }),
+    index("actor_timer_due_idx").on(t.kind, t.partition, t.fireAt),
+  ],
 );

@@ -2,6 +2,55 @@
  * The public door of `runtime/`: what `actors/`, `http/` and the entry point may import. The runtime speaks of
  * actors, keys, partitions, turns and effects; it knows nothing of bookings or repairs.
  */
+export {
+  type ActorDefinition,
+  type ActorRef,
+  type AnyActorDefinition,
+  actorRef,
+  DEFAULT_SUPERVISION,
+  defineActor,
+  type EmitEffect,
+  type MessageOf,
+  type MessageSchemas,
+  type SendEffect,
+  type SupervisionPolicy,
+  type TimerEffect,
+  type TurnContext,
+  type TurnResult,
+} from "./actor.ts";
+export { type ActorClient, type AskResult, createActorClient, type SendOptions } from "./actor-client.ts";
+export { REPLY_TO_HEADER } from "./actor-runner.ts";
+export { type BackoffPolicy, backoffDelay } from "./backoff.ts";
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  DLT_HEADERS,
+  listDeadLetters,
+  REPLAY_HEADER,
+  type ReplayRequest,
+  replayDeadLetters,
+} from "./dead-letters.ts";
+export {
+  classifyError,
+  DecodeError,
+  type ErrorInfo,
+  FencedError,
+  PitstopError,
+  RetryableError,
+  TerminalError,
+} from "./errors.ts";
+export {
+  createHost,
+  DEFAULT_TUNING,
+  type Host,
+  type HostOptions,
+  type HostStats,
+  type HostTuning,
+} from "./host.ts";
+export type { Fabric } from "./host-deps.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { type NatsConnection, openNats, pingNats } from "./nats.ts";
+export { OffsetTracker } from "./offset-tracker.ts";
+export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
+export { defineReactor, type ReactorContext, type ReactorDefinition } from "./reactor.ts";
 export { openRedis, pingRedis, type Redis } from "./redis.ts";

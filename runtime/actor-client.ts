@@ -1,0 +1,101 @@
+/**
+ * Sending commands to actors from outside a turn (an HTTP route, a script): `tell` writes the command to the
+ * actor's mailbox topic; `ask` also waits, over NATS, for the actor's reply after its turn committed, and
+ * degrades to "accepted" when no reply comes in time (the command is still durably in the mailbox).
+ */
+
+import { createInbox, type NatsConnection } from "@nats-io/transport-node";
+import type { Kafka, Producer } from "kafkajs";
+import { encodeEnvelope, newEnvelope } from "../topics/index.ts";
+import type { ActorRef } from "./actor.ts";
+import { REPLY_TO_HEADER } from "./actor-runner.ts";
+
+export interface SendOptions {
+  correlationId?: string;
+  /** The command's id (its envelope's eventId): sending the same id twice is handled once. */
+  messageId?: string;
+}
+
+export type AskResult =
+  | { status: "replied"; ok: true; reply: unknown; messageId: string }
+  | { status: "replied"; ok: false; error: { class: string; message: string }; messageId: string }
+  | { status: "accepted"; messageId: string };
+
+export interface ActorClient {
+  tell(ref: ActorRef, type: string, payload: Record<string, unknown>, options?: SendOptions): Promise<string>;
+  ask(
+    ref: ActorRef,
+    type: string,
+    payload: Record<string, unknown>,
+    options?: SendOptions & { timeoutMs?: number },
+  ): Promise<AskResult>;
+  close(): Promise<void>;
+}
+
+export function createActorClient({ kafka, nats }: { kafka: Kafka; nats?: NatsConnection }): ActorClient {
+  let producer: Promise<Producer> | undefined;
+  const connected = () => {
+    producer ??= (async () => {
+      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await p.connect();
+      return p;
+    })();
+    return producer;
+  };
+  const send = async (
+    ref: ActorRef,
+    type: string,
+    payload: Record<string, unknown>,
+    options: SendOptions,
+    headers: Record<string, string>,
+  ) => {
+    const envelope = newEnvelope({
+      eventType: type,
+      entityId: ref.key,
+      payload,
+      correlationId: options.correlationId,
+      eventId: options.messageId,
+    });
+    await (await connected()).send({
+      topic: ref.mailbox,
+      acks: -1,
+      messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers }],
+    });
+    return envelope.eventId;
+  };
+  return {
+    tell: (ref, type, payload, options = {}) => send(ref, type, payload, options, {}),
+    async ask(ref, type, payload, options = {}) {
+      if (!nats) {
+        return { status: "accepted", messageId: await send(ref, type, payload, options, {}) };
+      }
+      const subject = createInbox();
+      const subscription = nats.subscribe(subject, { max: 1, timeout: options.timeoutMs ?? 2000 });
+      const messageId = await send(ref, type, payload, options, { [REPLY_TO_HEADER]: subject });
+      try {
+        for await (const message of subscription) {
+          const body = message.json<{
+            ok: boolean;
+            reply?: unknown;
+            error?: { class: string; message: string };
+          }>();
+          return body.ok
+            ? { status: "replied", ok: true, reply: body.reply, messageId }
+            : {
+                status: "replied",
+                ok: false,
+                error: body.error ?? { class: "Error", message: "failed" },
+                messageId,
+              };
+        }
+      } catch {
+        // timed out: the command is in the mailbox and will be handled
+      }
+      return { status: "accepted", messageId };
+    },
+    async close() {
+      const p = await producer?.catch(() => undefined);
+      await p?.disconnect();
+    },
+  };
+}

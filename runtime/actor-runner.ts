@@ -1,0 +1,384 @@
+/**
+ * Runs the turns of one actor kind: activates actors on their first message (state from Postgres), runs the
+ * handler under the kind's supervision policy (retries with backoff in the key's own mailbox, so other keys keep
+ * flowing), commits each turn atomically, dead-letters what cannot be handled, and passivates idle actors.
+ */
+import { newEnvelope } from "../topics/index.ts";
+import {
+  type ActorDefinition,
+  DEFAULT_SUPERVISION,
+  type MessageSchemas,
+  type SupervisionPolicy,
+  type TurnContext,
+  type TurnResult,
+} from "./actor.ts";
+import {
+  type ActorSnapshot,
+  commitTurn,
+  DuplicateMessageError,
+  loadActor,
+  StaleStateError,
+  type TimerWrite,
+} from "./actor-store.ts";
+import { backoffDelay } from "./backoff.ts";
+import { writeDeadLetter } from "./dead-letters.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./errors.ts";
+import { checkLease, type PartitionLease } from "./fence.ts";
+import type { RuntimeDeps } from "./host-deps.ts";
+import { messageDecoder } from "./message.ts";
+import { envelopeRecord, type OutboxRecord } from "./outbox.ts";
+import type { InboundRecord } from "./partition-worker.ts";
+
+interface Cell<S> extends ActorSnapshot<S> {
+  key: string;
+  partition: number;
+  running: boolean;
+  lastUsed: number;
+}
+
+export interface ActorRunnerOptions {
+  /** Actors kept in memory at most (least recently used ones are passivated first). */
+  maxActors: number;
+  /** An actor idle this long is passivated. */
+  passivateAfterMs: number;
+}
+
+export class ActorRunner<S, M extends MessageSchemas> {
+  private readonly cells = new Map<string, Cell<S>>();
+  private readonly decode: ReturnType<typeof messageDecoder<M>>;
+  private readonly policy: SupervisionPolicy;
+  readonly stats = {
+    turns: 0,
+    skipped: 0,
+    duplicates: 0,
+    retries: 0,
+    deadLetters: 0,
+    parked: 0,
+    fenced: 0,
+    passivated: 0,
+  };
+
+  constructor(
+    readonly definition: ActorDefinition<S, M>,
+    private readonly deps: RuntimeDeps,
+    private readonly options: ActorRunnerOptions,
+  ) {
+    this.decode = messageDecoder(definition.messages);
+    this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
+  }
+
+  get activeActors(): number {
+    return this.cells.size;
+  }
+
+  /** Handles one mailbox record to completion. Throws FencedError when the partition was taken over. */
+  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
+    const kind = this.definition.kind;
+    if (record.key === null || record.key === "") {
+      const error = classifyError(new DecodeError("record has no key: the actor it is for is unknown"));
+      await this.deps.db.transaction(async (tx) => {
+        await checkLease(tx, lease);
+        await writeDeadLetter(tx, this.deadLetterInput(record, error, 1, new Date(), "dead"));
+      });
+      this.stats.deadLetters++;
+      return;
+    }
+    const cell = await this.activate(record.key, record.partition);
+    cell.running = true;
+    try {
+      if (
+        cell.lastPartition === record.partition &&
+        cell.lastOffset !== null &&
+        record.offset <= cell.lastOffset
+      ) {
+        this.stats.skipped++; // handled before a crash or a rebalance; its effects are committed
+        return;
+      }
+      let message: ReturnType<typeof this.decode>;
+      try {
+        message = this.decode(record.value);
+      } catch (error) {
+        await this.finishWithDeadLetter(lease, cell, record, classifyError(error), 1, this.deps.clock());
+        return;
+      }
+      if (cell.parked) {
+        // An operator may have replayed (unparked) the key from another process since we loaded it.
+        Object.assign(
+          cell,
+          await loadActor(this.deps.db, kind, cell.key, () => this.definition.initialState(cell.key)),
+        );
+        if (cell.parked) {
+          const parked: ErrorInfo = {
+            errorClass: "Parked",
+            message: `${kind}/${cell.key} is parked`,
+            retryable: false,
+          };
+          await this.finishWithDeadLetter(lease, cell, record, parked, 0, this.deps.clock(), "parked");
+          return;
+        }
+      }
+      await this.supervise(lease, cell, record, message);
+    } catch (error) {
+      if (error instanceof FencedError) {
+        this.stats.fenced++;
+        this.dropPartition(record.partition);
+      }
+      throw error;
+    } finally {
+      cell.running = false;
+      cell.lastUsed = Date.now();
+      this.evictOverflow();
+    }
+  }
+
+  private async supervise(
+    lease: PartitionLease,
+    cell: Cell<S>,
+    record: InboundRecord,
+    message: ReturnType<typeof this.decode>,
+  ): Promise<void> {
+    const firstFailureAt: Date[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const now = this.deps.clock();
+      try {
+        const ctx: TurnContext = {
+          kind: this.definition.kind,
+          key: cell.key,
+          topic: record.topic,
+          partition: record.partition,
+          offset: String(record.offset),
+          attempt,
+          now,
+        };
+        const result = await this.definition.handle(cell.state, message, ctx);
+        await this.commit(lease, cell, record, message, result, now);
+        this.stats.turns++;
+        this.afterCommit(cell, record, result);
+        return;
+      } catch (error) {
+        if (error instanceof FencedError) throw error;
+        if (error instanceof DuplicateMessageError) {
+          this.stats.duplicates++;
+          return;
+        }
+        if (error instanceof StaleStateError) {
+          Object.assign(
+            cell,
+            await loadActor(this.deps.db, this.definition.kind, cell.key, () =>
+              this.definition.initialState(cell.key),
+            ),
+          );
+        }
+        const info = classifyError(error);
+        const override = this.policy.isRetryable?.(error);
+        if (override !== undefined) info.retryable = override;
+        firstFailureAt.push(now);
+        if (info.retryable && attempt < this.policy.maxAttempts) {
+          this.stats.retries++;
+          this.deps.log.warn(
+            { kind: this.definition.kind, key: cell.key, attempt, err: info },
+            "turn failed; retrying",
+          );
+          await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
+          continue;
+        }
+        this.deps.log.error(
+          { kind: this.definition.kind, key: cell.key, attempts: attempt, err: info },
+          "turn failed; dead-lettered",
+        );
+        await this.finishWithDeadLetter(lease, cell, record, info, attempt, firstFailureAt[0] ?? now, "dead");
+        return;
+      }
+    }
+  }
+
+  private async commit(
+    lease: PartitionLease,
+    cell: Cell<S>,
+    record: InboundRecord,
+    message: ReturnType<typeof this.decode>,
+    result: TurnResult<S>,
+    now: Date,
+  ): Promise<void> {
+    const cause = message.envelope;
+    const outbox: OutboxRecord[] = [];
+    for (const event of result.emit ?? []) {
+      const key = event.key ?? cell.key;
+      const envelope = newEnvelope({
+        eventType: event.type,
+        entityId: key,
+        payload: event.payload,
+        correlationId: cause.correlationId,
+        causationId: cause.eventId,
+        occurredAt: now,
+      });
+      outbox.push(envelopeRecord(event.topic, key, envelope));
+    }
+    for (const command of result.send ?? []) {
+      const envelope = newEnvelope({
+        eventType: command.type,
+        entityId: command.to.key,
+        payload: command.payload,
+        correlationId: cause.correlationId,
+        causationId: cause.eventId,
+        occurredAt: now,
+      });
+      outbox.push(envelopeRecord(command.to.mailbox, command.to.key, envelope));
+    }
+    const timers: TimerWrite[] = (result.timers ?? []).map((t) =>
+      "cancel" in t
+        ? { name: t.cancel }
+        : {
+            name: t.set,
+            set: {
+              fireAt: t.at,
+              messageType: t.type,
+              payload: t.payload,
+              correlationId: cause.correlationId,
+            },
+          },
+    );
+    const version = await commitTurn(this.deps.db, {
+      lease,
+      kind: this.definition.kind,
+      key: cell.key,
+      mailbox: this.definition.mailbox,
+      messageId: cause.eventId,
+      expectedVersion: cell.version,
+      state: result.state,
+      partition: record.partition,
+      offset: record.offset,
+      outbox,
+      timers,
+    });
+    cell.state = result.state;
+    cell.version = version;
+    cell.lastPartition = record.partition;
+    cell.lastOffset = record.offset;
+    if (outbox.length > 0) this.deps.outboxWritten();
+  }
+
+  private afterCommit(cell: Cell<S>, record: InboundRecord, result: TurnResult<S>): void {
+    const fabric = this.deps.fabric;
+    if (!fabric) return;
+    if (result.status !== undefined) fabric.publishStatus(this.definition.kind, cell.key, result.status);
+    const replyTo = record.headers[REPLY_TO_HEADER];
+    if (replyTo && result.reply !== undefined) fabric.reply(replyTo, { ok: true, reply: result.reply });
+  }
+
+  /** Dead-letters the record and advances the actor past it, in one transaction; parks the key if the policy says so. */
+  private async finishWithDeadLetter(
+    lease: PartitionLease,
+    cell: Cell<S>,
+    record: InboundRecord,
+    error: ErrorInfo,
+    attempts: number,
+    firstFailureAt: Date,
+    status: "dead" | "parked" = "dead",
+  ): Promise<void> {
+    const park = cell.parked || (status === "dead" && this.policy.onDeadLetter === "park");
+    const version = await commitTurn(this.deps.db, {
+      lease,
+      kind: this.definition.kind,
+      key: cell.key,
+      mailbox: this.definition.mailbox,
+      messageId: null, // not in the inbox: a replay of this message must be handled
+      expectedVersion: cell.version,
+      state: cell.state,
+      partition: record.partition,
+      offset: record.offset,
+      parked: park,
+      outbox: [],
+      timers: [],
+      also: (tx) =>
+        writeDeadLetter(tx, this.deadLetterInput(record, error, attempts, firstFailureAt, status)),
+    });
+    cell.version = version;
+    cell.lastPartition = record.partition;
+    cell.lastOffset = record.offset;
+    cell.parked = park;
+    if (status === "parked") this.stats.parked++;
+    else this.stats.deadLetters++;
+    this.deps.outboxWritten();
+    const replyTo = record.headers[REPLY_TO_HEADER];
+    if (replyTo)
+      this.deps.fabric?.reply(replyTo, {
+        ok: false,
+        error: { class: error.errorClass, message: error.message },
+      });
+  }
+
+  private deadLetterInput(
+    record: InboundRecord,
+    error: ErrorInfo,
+    attempts: number,
+    first: Date,
+    status: "dead" | "parked",
+  ) {
+    return {
+      consumer: this.definition.kind,
+      record,
+      error,
+      attempts,
+      firstFailureAt: first,
+      lastFailureAt: this.deps.clock(),
+      host: this.deps.hostId,
+      status,
+    };
+  }
+
+  private async activate(key: string, partition: number): Promise<Cell<S>> {
+    const existing = this.cells.get(key);
+    if (existing) {
+      // Re-insert: a Map iterates in insertion order, so the front is the least recently used.
+      this.cells.delete(key);
+      this.cells.set(key, existing);
+      return existing;
+    }
+    const snapshot = await loadActor(this.deps.db, this.definition.kind, key, () =>
+      this.definition.initialState(key),
+    );
+    const cell: Cell<S> = { ...snapshot, key, partition, running: false, lastUsed: Date.now() };
+    this.cells.set(key, cell);
+    return cell;
+  }
+
+  /** Forgets in-memory actors of a partition (revoked or fenced): their state is reloaded by whoever owns it next. */
+  dropPartition(partition: number): void {
+    for (const [key, cell] of this.cells) {
+      if (cell.partition === partition && !cell.running) this.cells.delete(key);
+    }
+  }
+
+  /** Passivates actors idle for longer than `passivateAfterMs`. */
+  passivateIdle(now = Date.now()): number {
+    let count = 0;
+    for (const [key, cell] of this.cells) {
+      if (!cell.running && now - cell.lastUsed >= this.options.passivateAfterMs) {
+        this.cells.delete(key);
+        count++;
+      }
+    }
+    this.stats.passivated += count;
+    return count;
+  }
+
+  private evictOverflow(): void {
+    if (this.cells.size <= this.options.maxActors) return;
+    for (const [key, cell] of this.cells) {
+      if (this.cells.size <= this.options.maxActors) break;
+      if (cell.running) continue;
+      this.cells.delete(key);
+      this.stats.passivated++;
+    }
+  }
+
+  /** The live state of an actor held in memory here, if any. */
+  liveState(key: string): { state: S; version: number } | undefined {
+    const cell = this.cells.get(key);
+    return cell ? { state: cell.state, version: cell.version } : undefined;
+  }
+}
+
+/** Header of a command whose sender waits for the reply on this NATS subject. */
+export const REPLY_TO_HEADER = "pitstop-reply-to";

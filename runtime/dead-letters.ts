@@ -1,0 +1,185 @@
+/**
+ * Dead letters: records a consumer could not handle (exhausted retries, a non-retryable failure, a record that
+ * does not decode) or held because their key is parked. Each is a row in `dead_letter` (for listing and replay)
+ * and a record on the source topic's `.dlt` topic (through the outbox), with headers that say where it came from
+ * and why. Replaying puts the original record back on its source topic, in the original order per key.
+ */
+import { and, asc, eq, inArray, isNotNull, sql } from "drizzle-orm";
+import { type Db, schema } from "../db/index.ts";
+import { deadLetterTopic } from "../topics/index.ts";
+import type { ErrorInfo } from "./errors.ts";
+import type { Tx } from "./fence.ts";
+import { appendOutbox } from "./outbox.ts";
+import type { InboundRecord } from "./partition-worker.ts";
+
+export interface DeadLetterInput {
+  consumer: string;
+  record: InboundRecord;
+  error: ErrorInfo;
+  attempts: number;
+  firstFailureAt: Date;
+  lastFailureAt: Date;
+  host: string;
+  status: "dead" | "parked";
+}
+
+export const DLT_HEADERS = {
+  topic: "dlt-original-topic",
+  partition: "dlt-original-partition",
+  offset: "dlt-original-offset",
+  key: "dlt-original-key",
+  errorClass: "dlt-error-class",
+  errorMessage: "dlt-error-message",
+  retryable: "dlt-retryable",
+  attempts: "dlt-attempts",
+  firstFailure: "dlt-first-failure-at",
+  lastFailure: "dlt-last-failure-at",
+  consumer: "dlt-consumer",
+  host: "dlt-host",
+  status: "dlt-status",
+} as const;
+
+export const REPLAY_HEADER = "pitstop-replay-of";
+
+/** Inside a transaction: records the dead letter and queues its `.dlt` record. Idempotent per source offset. */
+export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<void> {
+  const { record, error } = input;
+  const inserted = await tx
+    .insert(schema.deadLetter)
+    .values({
+      consumer: input.consumer,
+      sourceTopic: record.topic,
+      sourcePartition: record.partition,
+      sourceOffset: record.offset,
+      messageKey: record.key,
+      value: record.value,
+      headers: record.headers,
+      errorClass: error.errorClass,
+      errorMessage: error.message.slice(0, 2000),
+      retryable: error.retryable,
+      attempts: input.attempts,
+      firstFailureAt: input.firstFailureAt,
+      lastFailureAt: input.lastFailureAt,
+      host: input.host,
+      status: input.status,
+    })
+    .onConflictDoNothing()
+    .returning({ id: schema.deadLetter.id });
+  if (inserted.length === 0) return; // already dead-lettered before a crash: the .dlt record is queued too
+  await appendOutbox(tx, [
+    {
+      topic: deadLetterTopic(record.topic),
+      key: record.key ?? "",
+      value: record.value,
+      headers: {
+        ...record.headers,
+        [DLT_HEADERS.topic]: record.topic,
+        [DLT_HEADERS.partition]: String(record.partition),
+        [DLT_HEADERS.offset]: String(record.offset),
+        [DLT_HEADERS.key]: record.key ?? "",
+        [DLT_HEADERS.errorClass]: error.errorClass,
+        [DLT_HEADERS.errorMessage]: error.message.slice(0, 2000),
+        [DLT_HEADERS.retryable]: String(error.retryable),
+        [DLT_HEADERS.attempts]: String(input.attempts),
+        [DLT_HEADERS.firstFailure]: input.firstFailureAt.toISOString(),
+        [DLT_HEADERS.lastFailure]: input.lastFailureAt.toISOString(),
+        [DLT_HEADERS.consumer]: input.consumer,
+        [DLT_HEADERS.host]: input.host,
+        [DLT_HEADERS.status]: input.status,
+      },
+    },
+  ]);
+}
+
+export type DeadLetter = typeof schema.deadLetter.$inferSelect;
+
+export interface DeadLetterFilter {
+  consumer?: string;
+  key?: string;
+  status?: "dead" | "parked" | "replayed";
+  limit?: number;
+}
+
+/** Dead letters, oldest first. */
+export async function listDeadLetters(db: Db, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+  const conditions = [
+    filter.consumer ? eq(schema.deadLetter.consumer, filter.consumer) : undefined,
+    filter.key !== undefined ? eq(schema.deadLetter.messageKey, filter.key) : undefined,
+    filter.status ? eq(schema.deadLetter.status, filter.status) : undefined,
+  ].filter((c) => c !== undefined);
+  return db
+    .select()
+    .from(schema.deadLetter)
+    .where(conditions.length ? and(...conditions) : undefined)
+    .orderBy(asc(schema.deadLetter.id))
+    .limit(filter.limit ?? 100);
+}
+
+export interface ReplayRequest {
+  /** Replay these dead letters (any status but replayed). */
+  ids?: number[];
+  /** Or every waiting dead letter of one key of one consumer, in order, unparking the key. */
+  consumer?: string;
+  key?: string;
+}
+
+/**
+ * Puts dead letters back on their source topics (through the outbox, in id order) and marks them replayed.
+ * Replaying by key also unparks that actor, in the same transaction, so the replayed records are handled.
+ * Returns the ids replayed.
+ */
+export async function replayDeadLetters(db: Db, request: ReplayRequest): Promise<number[]> {
+  if (!request.ids?.length && !(request.consumer && request.key !== undefined)) {
+    throw new Error("replay needs ids, or a consumer and a key");
+  }
+  return db.transaction(async (tx) => {
+    const waiting = inArray(schema.deadLetter.status, ["dead", "parked"]);
+    const rows = await tx
+      .select()
+      .from(schema.deadLetter)
+      .where(
+        request.ids?.length
+          ? and(inArray(schema.deadLetter.id, request.ids), waiting)
+          : and(
+              eq(schema.deadLetter.consumer, request.consumer as string),
+              eq(schema.deadLetter.messageKey, request.key as string),
+              waiting,
+            ),
+      )
+      .orderBy(asc(schema.deadLetter.id))
+      .for("update");
+    if (request.consumer && request.key !== undefined) {
+      await tx
+        .update(schema.actorState)
+        .set({ parkedAt: null })
+        .where(
+          and(
+            eq(schema.actorState.kind, request.consumer),
+            eq(schema.actorState.actorKey, request.key),
+            isNotNull(schema.actorState.parkedAt),
+          ),
+        );
+    }
+    await appendOutbox(
+      tx,
+      rows.map((row) => ({
+        topic: row.sourceTopic,
+        key: row.messageKey ?? "",
+        value: row.value,
+        headers: { ...row.headers, [REPLAY_HEADER]: String(row.id) },
+      })),
+    );
+    if (rows.length > 0) {
+      await tx
+        .update(schema.deadLetter)
+        .set({ status: "replayed", replayedAt: sql`now()` })
+        .where(
+          inArray(
+            schema.deadLetter.id,
+            rows.map((r) => r.id),
+          ),
+        );
+    }
+    return rows.map((r) => r.id);
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Every error of the runtime answers "retry or not?". A business rejection is terminal; a broker or database
+ * hiccup is retryable. Anything else thrown by a handler is normalised once, at the turn boundary.
+ */
+
+export class PitstopError extends Error {
+  override name = "PitstopError";
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Throw from a handler when trying again later may succeed (a timeout, a dependency being down). */
+export class RetryableError extends PitstopError {
+  override name = "RetryableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, true, options);
+  }
+}
+
+/** Throw from a handler when trying again cannot help (a rule says no, the input is wrong). */
+export class TerminalError extends PitstopError {
+  override name = "TerminalError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, false, options);
+  }
+}
+
+/**
+ * This host no longer owns the partition: another host bumped its epoch (took it over). The turn's writes
+ * were rolled back; the record will be handled by the new owner. Not retried here.
+ */
+export class FencedError extends PitstopError {
+  override name = "FencedError";
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly epoch: number,
+    readonly currentEpoch: number | undefined,
+  ) {
+    super(`${topic}[${partition}] epoch ${epoch} was fenced (current ${currentEpoch ?? "none"})`, false);
+  }
+}
+
+/** A record that cannot become a message: no key, not an envelope, an unknown type, a payload off-schema. */
+export class DecodeError extends PitstopError {
+  override name = "DecodeError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, false, options);
+  }
+}
+
+export interface ErrorInfo {
+  errorClass: string;
+  message: string;
+  retryable: boolean;
+}
+
+/**
+ * Classifies anything thrown. Errors that say so (`retryable: boolean`, as ours and kafkajs' `retriable` do)
+ * are believed; Postgres errors are retryable for connection/serialization classes only; other unknown throws
+ * are treated as retryable, so a passing fault gets its retries and a real bug still ends in a dead letter.
+ */
+export function classifyError(error: unknown): ErrorInfo {
+  if (error instanceof Error) {
+    const flagged = error as Error & { retryable?: unknown; retriable?: unknown; code?: unknown };
+    const retryable =
+      typeof flagged.retryable === "boolean"
+        ? flagged.retryable
+        : typeof flagged.retriable === "boolean"
+          ? flagged.retriable
+          : typeof flagged.code === "string" && /^[0-9A-Z]{5}$/.test(flagged.code)
+            ? /^(08|40|53|57P)/.test(flagged.code) // connection, serialization/deadlock, resources, shutdown
+            : true;
+    return { errorClass: error.name || error.constructor.name, message: error.message, retryable };
+  }
+  return { errorClass: typeof error, message: String(error), retryable: true };
+}

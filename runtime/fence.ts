@@ -1,0 +1,62 @@
+/**
+ * Partition ownership epochs: the fence against zombie hosts. A host that takes a partition bumps its epoch in
+ * Postgres; every turn's transaction checks (with a shared row lock) that the epoch it carries is still the
+ * current one. A host that was paused and lost the partition therefore cannot commit stale work: its
+ * transaction sees the new epoch and rolls back with FencedError.
+ *
+ * Kafka's own commit would also refuse such a host; Postgres writes would not, hence this.
+ */
+import { and, eq, sql } from "drizzle-orm";
+import { type Db, schema } from "../db/index.ts";
+import { FencedError } from "./errors.ts";
+
+export interface PartitionLease {
+  groupId: string;
+  topic: string;
+  partition: number;
+  epoch: number;
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** Takes the partition for `owner`: bumps the epoch (waits for in-flight turns of the previous owner to end). */
+export async function acquireLease(
+  db: Db,
+  lease: Omit<PartitionLease, "epoch">,
+  owner: string,
+): Promise<PartitionLease> {
+  const [row] = await db
+    .insert(schema.partitionOwner)
+    .values({ ...lease, epoch: 1, owner })
+    .onConflictDoUpdate({
+      target: [schema.partitionOwner.groupId, schema.partitionOwner.topic, schema.partitionOwner.partition],
+      set: { epoch: sql`${schema.partitionOwner.epoch} + 1`, owner, updatedAt: sql`now()` },
+    })
+    .returning({ epoch: schema.partitionOwner.epoch });
+  if (!row) throw new Error("acquireLease returned no row");
+  return { ...lease, epoch: row.epoch };
+}
+
+/** The current epoch of a partition, if anyone ever took it. */
+export async function currentEpoch(db: Db | Tx, lease: Omit<PartitionLease, "epoch">, lock = false) {
+  const query = db
+    .select({ epoch: schema.partitionOwner.epoch })
+    .from(schema.partitionOwner)
+    .where(
+      and(
+        eq(schema.partitionOwner.groupId, lease.groupId),
+        eq(schema.partitionOwner.topic, lease.topic),
+        eq(schema.partitionOwner.partition, lease.partition),
+      ),
+    );
+  const [row] = lock ? await query.for("share") : await query;
+  return row?.epoch;
+}
+
+/** Inside a turn's transaction: throws FencedError unless `lease` is still current (holds a share lock till commit). */
+export async function checkLease(tx: Tx, lease: PartitionLease): Promise<void> {
+  const epoch = await currentEpoch(tx, lease, true);
+  if (epoch !== lease.epoch) throw new FencedError(lease.topic, lease.partition, lease.epoch, epoch);
+}
+
+export type { Tx };

@@ -1,0 +1,294 @@
+/**
+ * One consumer-group membership: reads its topics with kafkajs `eachBatch`, hands each assigned partition's
+ * records to a PartitionWorker, and commits each partition's contiguous finished position on a timer.
+ *
+ * What is committed when:
+ * - a record's offset is "resolved" for kafkajs as soon as it is dispatched, so fetching continues while turns run;
+ * - the Kafka commit is ours alone (autoCommit off): the worker's committable offset, never beyond a record whose
+ *   turn has not committed in Postgres.
+ *
+ * Ownership: the first batch of a newly assigned partition takes its lease (bumps the epoch, fence.ts). On a
+ * rebalance (GROUP_JOIN) revoked partitions stop dispatching, drain their running turns for a bounded time,
+ * commit if no one took the partition yet, and their actors are passivated. A partition whose turn was fenced is
+ * paused until the next rebalance rather than taken back.
+ */
+import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Db } from "../db/index.ts";
+import { FencedError } from "./errors.ts";
+import { acquireLease, currentEpoch, type PartitionLease } from "./fence.ts";
+import type { Logger } from "./logger.ts";
+import { type InboundRecord, PartitionWorker } from "./partition-worker.ts";
+
+export interface GroupConsumerOptions {
+  kafka: Kafka;
+  db: Db;
+  log: Logger;
+  hostId: string;
+  groupId: string;
+  topics: string[];
+  handle(lease: PartitionLease, record: InboundRecord): Promise<void>;
+  /** A partition's in-memory actors are no longer ours. */
+  release(topic: string, partition: number): void;
+  maxConcurrency: number;
+  maxBuffered: number;
+  commitIntervalMs: number;
+  drainTimeoutMs: number;
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+}
+
+interface Owned {
+  worker: PartitionWorker;
+  lease: PartitionLease;
+  committed: bigint;
+}
+
+const tp = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+export class GroupConsumer {
+  private consumer: Consumer;
+  private readonly owned = new Map<string, Owned>();
+  private readonly fencedUntilRejoin = new Set<string>();
+  private commitTimer: Timer | undefined;
+  private stopping = false;
+  private restarting: Promise<void> | undefined;
+  readonly stats = {
+    rebalances: 0,
+    revoked: 0,
+    drainTimeouts: 0,
+    fencedPartitions: 0,
+    commits: 0,
+    crashes: 0,
+  };
+
+  constructor(private readonly options: GroupConsumerOptions) {
+    this.consumer = this.createConsumer();
+  }
+
+  private createConsumer(): Consumer {
+    const consumer = this.options.kafka.consumer({
+      groupId: this.options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs,
+      heartbeatInterval: this.options.heartbeatIntervalMs,
+      rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, this.options.drainTimeoutMs * 2),
+      maxWaitTimeInMs: 100,
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      void this.onAssignment(event.payload.memberAssignment as Record<string, number[]>);
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.stats.crashes++;
+      const { error, restart } = event.payload as { error: Error; restart: boolean };
+      this.options.log.error({ err: error, groupId: this.options.groupId, restart }, "consumer crashed");
+      if (!restart && !this.stopping) void this.restart();
+    });
+    return consumer;
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    for (const topic of this.options.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 16,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    this.commitTimer ??= setInterval(() => void this.commit(), this.options.commitIntervalMs);
+  }
+
+  /** A consumer that crashed for good is made again with backoff; the host keeps running. */
+  private restart(): Promise<void> {
+    this.restarting ??= (async () => {
+      for (let attempt = 1; !this.stopping; attempt++) {
+        await Bun.sleep(Math.min(30_000, 500 * 2 ** attempt));
+        try {
+          await this.consumer.disconnect().catch(() => {});
+          this.abandonAll();
+          this.consumer = this.createConsumer();
+          await this.start();
+          this.options.log.warn({ groupId: this.options.groupId, attempt }, "consumer restarted");
+          return;
+        } catch (error) {
+          this.options.log.error(
+            { err: error, groupId: this.options.groupId, attempt },
+            "consumer restart failed",
+          );
+        }
+      }
+    })().finally(() => {
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
+    if (this.stopping || batch.messages.length === 0) return;
+    const id = tp(batch.topic, batch.partition);
+    if (this.fencedUntilRejoin.has(id)) return;
+    let owned = this.owned.get(id);
+    if (!owned) {
+      const lease = await acquireLease(
+        this.options.db,
+        { groupId: this.options.groupId, topic: batch.topic, partition: batch.partition },
+        this.options.hostId,
+      );
+      owned = { lease, worker: this.createWorker(lease, BigInt(batch.firstOffset() ?? "0")), committed: -1n };
+      this.owned.set(id, owned);
+      this.options.log.debug({ ...lease }, "partition taken");
+    }
+    owned.worker.push(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)));
+    const last = batch.lastOffset();
+    if (last !== undefined) resolveOffset(last);
+    await heartbeat();
+  }
+
+  private createWorker(lease: PartitionLease, startOffset: bigint): PartitionWorker {
+    const { topic, partition } = lease;
+    const id = tp(topic, partition);
+    const worker = new PartitionWorker({
+      topic,
+      partition,
+      startOffset,
+      handle: (record) => this.options.handle(lease, record),
+      maxConcurrency: this.options.maxConcurrency,
+      maxBuffered: this.options.maxBuffered,
+      pause: () => this.consumer.pause([{ topic, partitions: [partition] }]),
+      resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
+      onFailure: (error) => {
+        if (this.owned.get(id)?.worker !== worker) return;
+        this.owned.delete(id);
+        this.options.release(topic, partition);
+        void worker.drain(0);
+        if (error instanceof FencedError) {
+          // Someone else holds a newer epoch: stop fetching it until the group tells us who owns what.
+          this.stats.fencedPartitions++;
+          this.fencedUntilRejoin.add(id);
+          this.consumer.pause([{ topic, partitions: [partition] }]);
+          this.options.log.warn(
+            { topic, partition, epoch: lease.epoch },
+            "partition fenced; paused until rebalance",
+          );
+        } else {
+          this.options.log.error({ err: error, topic, partition }, "partition worker failed; will reopen");
+        }
+      },
+    });
+    return worker;
+  }
+
+  private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
+    this.stats.rebalances++;
+    const assigned = new Set(
+      Object.entries(assignment).flatMap(([topic, ps]) => ps.map((p) => tp(topic, p))),
+    );
+    for (const id of [...this.fencedUntilRejoin]) {
+      this.fencedUntilRejoin.delete(id);
+      const [topic, partition] = id.split("\u0000") as [string, string];
+      if (assigned.has(id)) this.consumer.resume([{ topic, partitions: [Number(partition)] }]);
+    }
+    await Promise.all(
+      [...this.owned.entries()].map(async ([id, owned]) => {
+        if (!assigned.has(id)) return this.revoke(id, owned);
+        // Kept across the rebalance: still ours only if nobody bumped the epoch meanwhile (we may have been away).
+        const epoch = await currentEpoch(this.options.db, owned.lease).catch(() => undefined);
+        if (epoch !== owned.lease.epoch) {
+          this.owned.delete(id);
+          this.options.release(owned.lease.topic, owned.lease.partition);
+          await owned.worker.drain(0);
+        }
+      }),
+    );
+  }
+
+  private async revoke(id: string, owned: Owned): Promise<void> {
+    this.owned.delete(id);
+    this.stats.revoked++;
+    const drained = await owned.worker.drain(this.options.drainTimeoutMs);
+    if (!drained) this.stats.drainTimeouts++;
+    // Commit only while the partition's epoch is still ours: then the next owner has not started, and our
+    // commit cannot move its position backwards.
+    const epoch = await currentEpoch(this.options.db, owned.lease).catch(() => undefined);
+    if (epoch === owned.lease.epoch) await this.commitOne(owned).catch(() => {});
+    this.options.release(owned.lease.topic, owned.lease.partition);
+    this.options.log.debug({ ...owned.lease, drained }, "partition revoked");
+  }
+
+  private abandonAll(): void {
+    for (const [id, owned] of this.owned) {
+      this.owned.delete(id);
+      void owned.worker.drain(0);
+      this.options.release(owned.lease.topic, owned.lease.partition);
+    }
+  }
+
+  private async commitOne(owned: Owned): Promise<void> {
+    const offset = owned.worker.committable();
+    if (offset <= owned.committed) return;
+    await this.consumer.commitOffsets([
+      { topic: owned.lease.topic, partition: owned.lease.partition, offset: offset.toString() },
+    ]);
+    owned.committed = offset;
+    this.stats.commits++;
+  }
+
+  /** Commits every owned partition's position; failures (a rebalance under way) wait for the next tick. */
+  async commit(): Promise<void> {
+    await Promise.all(
+      [...this.owned.values()].map((owned) =>
+        this.commitOne(owned).catch((error) =>
+          this.options.log.debug(
+            { err: error, topic: owned.lease.topic, partition: owned.lease.partition },
+            "commit deferred",
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** Partitions owned now, with their backlog and running turns. */
+  partitions() {
+    return [...this.owned.values()].map((o) => ({
+      topic: o.lease.topic,
+      partition: o.lease.partition,
+      epoch: o.lease.epoch,
+      backlog: o.worker.backlog,
+      active: o.worker.active,
+      committed: o.committed,
+    }));
+  }
+
+  /** Stops fetching, drains running turns (bounded), commits, and leaves the group. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.commitTimer);
+    const owned = [...this.owned.values()];
+    const drained = await Promise.all(owned.map((o) => o.worker.drain(this.options.drainTimeoutMs)));
+    this.stats.drainTimeouts += drained.filter((d) => !d).length;
+    await this.commit();
+    await this.consumer.disconnect();
+    for (const o of owned) this.options.release(o.lease.topic, o.lease.partition);
+    this.owned.clear();
+  }
+}
+
+function toInbound(
+  topic: string,
+  partition: number,
+  message: EachBatchPayload["batch"]["messages"][number],
+): InboundRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    headers[name] = (Array.isArray(value) ? value[value.length - 1] : value)?.toString() ?? "";
+  }
+  return {
+    topic,
+    partition,
+    offset: BigInt(message.offset),
+    key: message.key ? message.key.toString() : null,
+    value: message.value,
+    headers,
+    timestamp: message.timestamp,
+  };
+}

@@ -1,0 +1,19 @@
+/** What the runners of a host share: the database, the host's identity and clock, logs, and the NATS fabric. */
+import type { Db } from "../db/index.ts";
+import type { Logger } from "./logger.ts";
+
+/** The fast, ephemeral side channel (NATS): status fan-out and replies to waiting callers. */
+export interface Fabric {
+  publishStatus(kind: string, key: string, status: unknown): void;
+  reply(subject: string, body: unknown): void;
+}
+
+export interface RuntimeDeps {
+  db: Db;
+  hostId: string;
+  clock: () => Date;
+  log: Logger;
+  fabric?: Fabric;
+  /** Wakes the outbox relay after a commit that wrote outbox rows. */
+  outboxWritten(): void;
+}

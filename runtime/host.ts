@@ -1,0 +1,191 @@
+/**
+ * An actor host: one process's share of the actor kinds and reactors. For each kind it is one member of the
+ * kind's consumer group (`<groupPrefix>.actor.<kind>`), for each reactor one member of its group; more hosts
+ * share the partitions. It also runs an outbox relay (only one publishes at a time across hosts) and passivates
+ * idle actors. `stop()` (call it on SIGTERM) drains running turns, commits, and leaves the groups.
+ *
+ * @example
+ * const host = createHost({ kafka, db, databaseUrl, log, actors: [counter], reactors: [audit] });
+ * await host.start();
+ * process.on("SIGTERM", () => host.stop().then(() => process.exit(0)));
+ */
+import { hostname } from "node:os";
+import type { Kafka } from "kafkajs";
+import type { Db } from "../db/index.ts";
+import type { AnyActorDefinition } from "./actor.ts";
+import { ActorRunner } from "./actor-runner.ts";
+import { GroupConsumer } from "./group-consumer.ts";
+import type { Fabric, RuntimeDeps } from "./host-deps.ts";
+import type { Logger } from "./logger.ts";
+import { OutboxRelay } from "./outbox-relay.ts";
+import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
+
+export interface HostOptions {
+  kafka: Kafka;
+  db: Db;
+  /** For the relay's own session (it holds an advisory lock). */
+  databaseUrl: string;
+  log: Logger;
+  actors?: AnyActorDefinition[];
+  reactors?: ReactorDefinition[];
+  fabric?: Fabric;
+  hostId?: string;
+  groupPrefix?: string;
+  clock?: () => Date;
+  /** Run an outbox relay in this host (default true). */
+  relay?: boolean;
+  tuning?: Partial<HostTuning>;
+}
+
+export interface HostTuning {
+  /** Turns running at once per partition (different keys). */
+  maxConcurrencyPerPartition: number;
+  /** Unfinished records per partition above which fetching pauses. */
+  maxBufferedPerPartition: number;
+  commitIntervalMs: number;
+  /** How long a revoked partition (or a stopping host) waits for running turns. */
+  drainTimeoutMs: number;
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  /** In-memory actors per kind at most. */
+  maxActors: number;
+  passivateAfterMs: number;
+  relayPollIntervalMs: number;
+}
+
+export const DEFAULT_TUNING: HostTuning = {
+  maxConcurrencyPerPartition: 64,
+  maxBufferedPerPartition: 2000,
+  commitIntervalMs: 200,
+  drainTimeoutMs: 10_000,
+  sessionTimeoutMs: 10_000,
+  heartbeatIntervalMs: 1000,
+  maxActors: 10_000,
+  passivateAfterMs: 5 * 60_000,
+  relayPollIntervalMs: 50,
+};
+
+export interface Host {
+  readonly hostId: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): HostStats;
+  /** The live state of an actor if this host holds it in memory. */
+  liveState(kind: string, key: string): { state: unknown; version: number } | undefined;
+}
+
+export interface HostStats {
+  hostId: string;
+  actors: Record<string, ActorRunner<unknown, never>["stats"] & { active: number }>;
+  reactors: Record<string, ReactorRunner["stats"]>;
+  consumers: Record<string, GroupConsumer["stats"] & { partitions: ReturnType<GroupConsumer["partitions"]> }>;
+  relay?: OutboxRelay["stats"];
+}
+
+export function createHost(options: HostOptions): Host {
+  const tuning = { ...DEFAULT_TUNING, ...options.tuning };
+  const hostId = options.hostId ?? `${hostname()}:${process.pid}:${Bun.randomUUIDv7().slice(-6)}`;
+  const prefix = options.groupPrefix ?? "pitstop";
+  const relay =
+    options.relay === false
+      ? undefined
+      : new OutboxRelay({
+          kafka: options.kafka,
+          databaseUrl: options.databaseUrl,
+          log: options.log,
+          pollIntervalMs: tuning.relayPollIntervalMs,
+        });
+  const deps: RuntimeDeps = {
+    db: options.db,
+    hostId,
+    clock: options.clock ?? (() => new Date()),
+    log: options.log,
+    fabric: options.fabric,
+    outboxWritten: () => relay?.notify(),
+  };
+  const common = {
+    kafka: options.kafka,
+    db: options.db,
+    log: options.log,
+    hostId,
+    maxConcurrency: tuning.maxConcurrencyPerPartition,
+    maxBuffered: tuning.maxBufferedPerPartition,
+    commitIntervalMs: tuning.commitIntervalMs,
+    drainTimeoutMs: tuning.drainTimeoutMs,
+    sessionTimeoutMs: tuning.sessionTimeoutMs,
+    heartbeatIntervalMs: tuning.heartbeatIntervalMs,
+  };
+
+  const actorRunners = new Map<string, ActorRunner<unknown, never>>();
+  const consumers = new Map<string, GroupConsumer>();
+  for (const definition of options.actors ?? []) {
+    const runner = new ActorRunner(definition, deps, {
+      maxActors: tuning.maxActors,
+      passivateAfterMs: tuning.passivateAfterMs,
+    }) as unknown as ActorRunner<unknown, never>;
+    actorRunners.set(definition.kind, runner);
+    const groupId = `${prefix}.actor.${definition.kind}`;
+    consumers.set(
+      groupId,
+      new GroupConsumer({
+        ...common,
+        groupId,
+        topics: [definition.mailbox],
+        handle: (lease, record) => runner.handle(lease, record),
+        release: (_topic, partition) => runner.dropPartition(partition),
+      }),
+    );
+  }
+  const reactorRunners = new Map<string, ReactorRunner>();
+  for (const definition of options.reactors ?? []) {
+    const runner = new ReactorRunner(definition, deps);
+    reactorRunners.set(definition.name, runner);
+    const groupId = `${prefix}.reactor.${definition.name}`;
+    consumers.set(
+      groupId,
+      new GroupConsumer({
+        ...common,
+        groupId,
+        topics: definition.topics,
+        handle: (lease, record) => runner.handle(lease, record),
+        release: () => {},
+      }),
+    );
+  }
+
+  let sweeper: Timer | undefined;
+  return {
+    hostId,
+    async start() {
+      relay?.start();
+      await Promise.all([...consumers.values()].map((c) => c.start()));
+      sweeper = setInterval(
+        () => {
+          for (const runner of actorRunners.values()) runner.passivateIdle();
+        },
+        Math.max(1000, tuning.passivateAfterMs / 4),
+      );
+    },
+    async stop() {
+      clearInterval(sweeper);
+      await Promise.all([...consumers.values()].map((c) => c.stop()));
+      await relay?.stop();
+    },
+    stats() {
+      return {
+        hostId,
+        actors: Object.fromEntries(
+          [...actorRunners].map(([k, r]) => [k, { ...r.stats, active: r.activeActors }]),
+        ),
+        reactors: Object.fromEntries([...reactorRunners].map(([k, r]) => [k, { ...r.stats }])),
+        consumers: Object.fromEntries(
+          [...consumers].map(([k, c]) => [k, { ...c.stats, partitions: c.partitions() }]),
+        ),
+        relay: relay ? { ...relay.stats } : undefined,
+      };
+    },
+    liveState(kind, key) {
+      return actorRunners.get(kind)?.liveState(key);
+    },
+  };
+}

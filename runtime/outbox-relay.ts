@@ -1,0 +1,147 @@
+/**
+ * Publishes outbox rows to Kafka with an idempotent producer (acks=all, one request in flight), in id order.
+ *
+ * - Never skips a row: each row is marked published itself (`published_at`); there is no "last id" high-water
+ *   mark, so a row whose id was taken early but committed late is still found (ids are taken at insert and
+ *   become visible at commit, out of order).
+ * - Per-key order: rows of one key are written by one actor's sequential turns, so they commit in id order; the
+ *   relay publishes in id order, and only one relay publishes at a time.
+ * - Safe on every host at once: each runs a relay, and a Postgres advisory lock picks the one that publishes;
+ *   when its session ends (crash), another takes over.
+ * - A crash between publishing and marking means a row is sent again: consumers dedupe by eventId.
+ */
+import type { Kafka, Message, Producer } from "kafkajs";
+import postgres from "postgres";
+import type { Logger } from "./logger.ts";
+
+export interface OutboxRelayOptions {
+  kafka: Kafka;
+  databaseUrl: string;
+  log: Logger;
+  batchSize?: number;
+  /** How often to look for rows when nothing woke the relay (rows written by other processes). */
+  pollIntervalMs?: number;
+}
+
+const RELAY_LOCK = 7_150_002;
+
+export class OutboxRelay {
+  private readonly sql: postgres.Sql;
+  private producer: Producer | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private pending = false;
+  readonly stats = { published: 0, batches: 0, leader: false, errors: 0 };
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    // One dedicated session: the advisory lock lives as long as it does.
+    this.sql = postgres(options.databaseUrl, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: "pitstop-relay" },
+    });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** A commit wrote outbox rows: look now rather than at the next poll. */
+  notify(): void {
+    this.pending = true;
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.producer?.disconnect().catch(() => {});
+    await this.sql.end({ timeout: 5 });
+  }
+
+  private async run(): Promise<void> {
+    const poll = this.options.pollIntervalMs ?? 50;
+    while (this.running) {
+      try {
+        if (!this.stats.leader) {
+          const [row] = await this.sql<
+            { locked: boolean }[]
+          >`select pg_try_advisory_lock(${RELAY_LOCK}) as locked`;
+          this.stats.leader = row?.locked === true;
+        }
+        if (this.stats.leader) {
+          const published = await this.publishBatch();
+          if (published > 0) continue; // more may be waiting
+        }
+      } catch (error) {
+        this.stats.errors++;
+        this.options.log.warn({ err: error }, "outbox relay error; retrying");
+        // A broken session lost the lock with it; take it again before publishing.
+        this.stats.leader = false;
+        await this.sleep(1000);
+        continue;
+      }
+      await this.sleep(this.stats.leader ? poll : poll * 10);
+    }
+    if (this.stats.leader) await this.sql`select pg_advisory_unlock(${RELAY_LOCK})`.catch(() => {});
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.pending = false;
+        done();
+      };
+    });
+  }
+
+  private async publishBatch(): Promise<number> {
+    const rows = await this.sql<
+      {
+        id: string;
+        topic: string;
+        message_key: string;
+        headers: Record<string, string>;
+        value: string | null;
+        raw_value: Buffer | null;
+      }[]
+    >`select id, topic, message_key, headers, value, raw_value from outbox
+      where published_at is null order by id limit ${this.options.batchSize ?? 500}`;
+    if (rows.length === 0) return 0;
+    this.producer ??= await this.connectProducer();
+    // Consecutive rows of one topic go in one request; order across the batch is kept by sending in sequence.
+    let run: { topic: string; messages: Message[] } | undefined;
+    const runs: { topic: string; messages: Message[] }[] = [];
+    for (const row of rows) {
+      if (!run || run.topic !== row.topic) {
+        run = { topic: row.topic, messages: [] };
+        runs.push(run);
+      }
+      run.messages.push({ key: row.message_key, value: row.raw_value ?? row.value, headers: row.headers });
+    }
+    for (const { topic, messages } of runs) await this.producer.send({ topic, acks: -1, messages });
+    await this.sql`update outbox set published_at = now() where id in ${this.sql(rows.map((r) => r.id))}`;
+    this.stats.published += rows.length;
+    this.stats.batches++;
+    return rows.length;
+  }
+
+  private async connectProducer(): Promise<Producer> {
+    const producer = this.options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    return producer;
+  }
+}

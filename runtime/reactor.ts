@@ -1,0 +1,167 @@
+/**
+ * Reactors: consumers that are not actors (notification, audit, analytics...). Each event is handled in a
+ * Postgres transaction that also records its eventId in the inbox, so a redelivered event is skipped and the
+ * reactor's own writes happen exactly once. Records of one key are still handled in order.
+ *
+ * @example
+ * const audit = defineReactor({
+ *   name: "audit",
+ *   topics: ["booking-events"],
+ *   handle: async (event, { tx }) => { await tx.insert(auditLog).values({ eventId: event.eventId }); },
+ * });
+ */
+import { schema } from "../db/index.ts";
+import { decodeEnvelope, type Envelope, newEnvelope } from "../topics/index.ts";
+import { DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
+import { backoffDelay } from "./backoff.ts";
+import { writeDeadLetter } from "./dead-letters.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./errors.ts";
+import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
+import type { RuntimeDeps } from "./host-deps.ts";
+import { appendOutbox, envelopeRecord } from "./outbox.ts";
+import type { InboundRecord } from "./partition-worker.ts";
+
+export interface ReactorContext {
+  /** The transaction the inbox row is written in: write the reactor's effects with it. */
+  tx: Tx;
+  topic: string;
+  partition: number;
+  offset: string;
+  attempt: number;
+  now: Date;
+}
+
+export interface ReactorDefinition {
+  name: string;
+  topics: string[];
+  // biome-ignore lint/suspicious/noConfusingVoidType: a reactor that emits nothing simply returns
+  handle: (event: Envelope, ctx: ReactorContext) => Promise<void | { emit?: EmitEffect[] }>;
+  supervision?: Partial<SupervisionPolicy>;
+}
+
+export function defineReactor(definition: ReactorDefinition): ReactorDefinition {
+  if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
+    throw new Error(`reactor name "${definition.name}" must be lower-case words joined by dashes`);
+  }
+  return definition;
+}
+
+export class ReactorRunner {
+  private readonly policy: SupervisionPolicy;
+  readonly stats = { handled: 0, duplicates: 0, retries: 0, deadLetters: 0, fenced: 0 };
+
+  constructor(
+    readonly definition: ReactorDefinition,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
+  }
+
+  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
+    let event: Envelope;
+    try {
+      event = decodeEnvelope(record.value);
+    } catch (error) {
+      await this.deadLetter(
+        lease,
+        record,
+        classifyError(new DecodeError((error as Error).message, { cause: error })),
+        1,
+        this.deps.clock(),
+      );
+      return;
+    }
+    let firstFailure: Date | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const now = this.deps.clock();
+      try {
+        const outcome = await this.deps.db.transaction(async (tx) => {
+          await checkLease(tx, lease);
+          const fresh = await tx
+            .insert(schema.inbox)
+            .values({ consumer: this.definition.name, eventId: event.eventId })
+            .onConflictDoNothing()
+            .returning({ id: schema.inbox.eventId });
+          if (fresh.length === 0) return "duplicate" as const;
+          const result = await this.definition.handle(event, {
+            tx,
+            topic: record.topic,
+            partition: record.partition,
+            offset: String(record.offset),
+            attempt,
+            now,
+          });
+          const emits = result?.emit ?? [];
+          await appendOutbox(
+            tx,
+            emits.map((e) => {
+              const key = e.key ?? event.entityId;
+              const envelope = newEnvelope({
+                eventType: e.type,
+                entityId: key,
+                payload: e.payload,
+                correlationId: event.correlationId,
+                causationId: event.eventId,
+                occurredAt: now,
+              });
+              return envelopeRecord(e.topic, key, envelope);
+            }),
+          );
+          return emits.length > 0 ? ("emitted" as const) : ("handled" as const);
+        });
+        if (outcome === "duplicate") this.stats.duplicates++;
+        else this.stats.handled++;
+        if (outcome === "emitted") this.deps.outboxWritten();
+        return;
+      } catch (error) {
+        if (error instanceof FencedError) {
+          this.stats.fenced++;
+          throw error;
+        }
+        const info = classifyError(error);
+        const override = this.policy.isRetryable?.(error);
+        if (override !== undefined) info.retryable = override;
+        firstFailure ??= now;
+        if (info.retryable && attempt < this.policy.maxAttempts) {
+          this.stats.retries++;
+          this.deps.log.warn(
+            { reactor: this.definition.name, attempt, err: info },
+            "reactor failed; retrying",
+          );
+          await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
+          continue;
+        }
+        this.deps.log.error(
+          { reactor: this.definition.name, attempts: attempt, err: info },
+          "reactor failed; dead-lettered",
+        );
+        await this.deadLetter(lease, record, info, attempt, firstFailure);
+        return;
+      }
+    }
+  }
+
+  private async deadLetter(
+    lease: PartitionLease,
+    record: InboundRecord,
+    error: ErrorInfo,
+    attempts: number,
+    first: Date,
+  ) {
+    await this.deps.db.transaction(async (tx) => {
+      await checkLease(tx, lease);
+      await writeDeadLetter(tx, {
+        consumer: this.definition.name,
+        record,
+        error,
+        attempts,
+        firstFailureAt: first,
+        lastFailureAt: this.deps.clock(),
+        host: this.deps.hostId,
+        status: "dead",
+      });
+    });
+    this.stats.deadLetters++;
+    this.deps.outboxWritten();
+  }
+}

@@ -1,0 +1,134 @@
+/** Test actors and helpers for the runtime's integration tests (real Kafka, Postgres, NATS). */
+import { Type } from "@sinclair/typebox";
+import { and, eq, inArray } from "drizzle-orm";
+import { openDatabase, schema } from "../../db/index.ts";
+import {
+  createHost,
+  defineActor,
+  type Host,
+  type HostOptions,
+  RetryableError,
+  TerminalError,
+} from "../../runtime/index.ts";
+import { deadLetterTopic, provisionTopics } from "../../topics/index.ts";
+import { testConfig, testKafka, testLog, uniqueName } from "../support.ts";
+
+export const config = testConfig();
+export const kafka = testKafka(config);
+export const database = openDatabase(config.postgres.url, { max: 20 });
+
+export interface SequenceState {
+  lastSeq: number;
+  count: number;
+  violations: number;
+  failures: number;
+}
+
+/**
+ * Applies STEP messages carrying 1, 2, 3... per key. A step out of sequence is counted as a violation (order
+ * broken, or a message lost or applied twice). `delayMs` makes a turn slow; `fail` makes it throw.
+ */
+export function sequenceActor(kind: string, mailbox: string, events?: string) {
+  return defineActor({
+    kind,
+    mailbox,
+    initialState: (): SequenceState => ({ lastSeq: 0, count: 0, violations: 0, failures: 0 }),
+    messages: {
+      STEP: Type.Object({
+        seq: Type.Integer({ minimum: 1 }),
+        delayMs: Type.Optional(Type.Integer({ minimum: 0 })),
+        fail: Type.Optional(Type.Union([Type.Literal("retryable"), Type.Literal("terminal")])),
+        /** Fail only on the first N attempts. */
+        failAttempts: Type.Optional(Type.Integer({ minimum: 1 })),
+      }),
+    },
+    supervision: { maxAttempts: 3, backoff: { baseMs: 50, maxMs: 200, jitter: 0.2 } },
+    async handle(state, message, ctx) {
+      const { seq, delayMs, fail, failAttempts } = message.payload;
+      if (delayMs) await Bun.sleep(delayMs);
+      if (fail && (failAttempts === undefined || ctx.attempt <= failAttempts)) {
+        throw fail === "retryable"
+          ? new RetryableError(`step ${seq} failed`)
+          : new TerminalError(`step ${seq} refused`);
+      }
+      const next = {
+        lastSeq: seq,
+        count: state.count + 1,
+        violations: state.violations + (seq === state.lastSeq + 1 ? 0 : 1),
+        failures: state.failures,
+      };
+      return {
+        state: next,
+        emit: events ? [{ topic: events, type: "STEP_APPLIED", payload: { seq } }] : [],
+        status: { lastSeq: seq },
+        reply: { lastSeq: seq },
+      };
+    },
+  });
+}
+
+/** A mailbox topic (and its dead-letter topic) of its own for one test. */
+export async function freshTopics(prefix: string, partitions = 10, extra: string[] = []) {
+  const mailbox = uniqueName(`${prefix}-mailbox`);
+  const events = uniqueName(`${prefix}-events`);
+  const names = [mailbox, deadLetterTopic(mailbox), events, ...extra];
+  await provisionTopics(
+    kafka,
+    names.map((name) => ({ name, role: "mailbox" as const, partitions })),
+  );
+  return { mailbox, events, dlt: deadLetterTopic(mailbox) };
+}
+
+export function testHost(options: Partial<HostOptions> & Pick<HostOptions, "actors">): Host {
+  return createHost({
+    kafka,
+    db: database.db,
+    databaseUrl: config.postgres.url,
+    log: testLog,
+    groupPrefix: uniqueName("g"),
+    tuning: { commitIntervalMs: 100, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, drainTimeoutMs: 5000 },
+    ...options,
+  });
+}
+
+export async function actorStates<S>(
+  kind: string,
+  keys?: string[],
+): Promise<Map<string, { state: S; version: number }>> {
+  const rows = await database.db
+    .select()
+    .from(schema.actorState)
+    .where(
+      keys
+        ? and(eq(schema.actorState.kind, kind), inArray(schema.actorState.actorKey, keys))
+        : eq(schema.actorState.kind, kind),
+    );
+  return new Map(rows.map((r) => [r.actorKey, { state: r.state as S, version: r.version }]));
+}
+
+/** Sends STEP 1..n to each key, interleaving keys, in batches (one produce request per batch). */
+export async function sendSteps(
+  mailbox: string,
+  keys: string[],
+  perKey: number,
+  extra: (key: string, seq: number) => Record<string, unknown> = () => ({}),
+) {
+  const { encodeEnvelope, newEnvelope } = await import("../../topics/index.ts");
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    for (let seq = 1; seq <= perKey; seq++) {
+      const messages = keys.map((key) => ({
+        key,
+        value: encodeEnvelope(
+          newEnvelope({ eventType: "STEP", entityId: key, payload: { seq, ...extra(key, seq) } }),
+        ),
+      }));
+      for (let i = 0; i < messages.length; i += 2000) {
+        await producer.send({ topic: mailbox, acks: -1, messages: messages.slice(i, i + 2000) });
+      }
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
