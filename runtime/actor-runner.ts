@@ -76,7 +76,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
     const kind = this.definition.kind;
     if (record.key === null || record.key === "") {
       const error = classifyError(new DecodeError("record has no key: the actor it is for is unknown"));
-      await this.deps.db.transaction(async (tx) => {
+      await this.deps.sql.begin(async (tx) => {
         await checkLease(tx, lease);
         await writeDeadLetter(tx, this.deadLetterInput(record, error, 1, new Date(), "dead"));
       });
@@ -105,7 +105,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
         // An operator may have replayed (unparked) the key from another process since we loaded it.
         Object.assign(
           cell,
-          await loadActor(this.deps.db, kind, cell.key, () => this.definition.initialState(cell.key)),
+          await loadActor(this.deps.sql, kind, cell.key, () => this.definition.initialState(cell.key)),
         );
         if (cell.parked) {
           const parked: ErrorInfo = {
@@ -164,7 +164,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
         if (error instanceof StaleStateError) {
           Object.assign(
             cell,
-            await loadActor(this.deps.db, this.definition.kind, cell.key, () =>
+            await loadActor(this.deps.sql, this.definition.kind, cell.key, () =>
               this.definition.initialState(cell.key),
             ),
           );
@@ -238,7 +238,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
             },
           },
     );
-    const version = await commitTurn(this.deps.db, {
+    const version = await commitTurn(this.deps.sql, {
       lease,
       kind: this.definition.kind,
       key: cell.key,
@@ -277,7 +277,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
     status: "dead" | "parked" = "dead",
   ): Promise<void> {
     const park = cell.parked || (status === "dead" && this.policy.onDeadLetter === "park");
-    const version = await commitTurn(this.deps.db, {
+    const version = await commitTurn(this.deps.sql, {
       lease,
       kind: this.definition.kind,
       key: cell.key,
@@ -335,7 +335,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
       this.cells.set(key, existing);
       return existing;
     }
-    const snapshot = await loadActor(this.deps.db, this.definition.kind, key, () =>
+    const snapshot = await loadActor(this.deps.sql, this.definition.kind, key, () =>
       this.definition.initialState(key),
     );
     const cell: Cell<S> = { ...snapshot, key, partition, running: false, lastUsed: Date.now() };

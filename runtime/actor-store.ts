@@ -3,8 +3,7 @@
  * "this key handled this offset", the outbox rows and the timers — in one transaction that also checks the
  * partition's epoch (fence.ts) and refuses a message id it has already handled (the inbox).
  */
-import { and, eq, sql } from "drizzle-orm";
-import { type Db, schema } from "../db/index.ts";
+import type postgres from "postgres";
 import { PitstopError } from "./errors.ts";
 import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import { appendOutbox, type OutboxRecord } from "./outbox.ts";
@@ -18,22 +17,29 @@ export interface ActorSnapshot<S> {
 }
 
 export async function loadActor<S>(
-  db: Db,
+  sql: postgres.Sql,
   kind: string,
   key: string,
   initial: () => S,
 ): Promise<ActorSnapshot<S>> {
-  const [row] = await db
-    .select()
-    .from(schema.actorState)
-    .where(and(eq(schema.actorState.kind, kind), eq(schema.actorState.actorKey, key)));
+  const [row] = await sql<
+    {
+      state: S;
+      version: string;
+      last_partition: number | null;
+      last_offset: string | null;
+      parked: boolean;
+    }[]
+  >`
+    select state, version, last_partition, last_offset, parked_at is not null as parked
+    from actor_state where kind = ${kind} and actor_key = ${key}`;
   if (!row) return { state: initial(), version: 0, lastPartition: null, lastOffset: null, parked: false };
   return {
-    state: row.state as S,
-    version: row.version,
-    lastPartition: row.lastPartition,
-    lastOffset: row.lastOffset,
-    parked: row.parkedAt !== null,
+    state: row.state,
+    version: Number(row.version),
+    lastPartition: row.last_partition,
+    lastOffset: row.last_offset === null ? null : BigInt(row.last_offset),
+    parked: row.parked,
   };
 }
 
@@ -76,80 +82,42 @@ export interface TurnCommit<S> {
 }
 
 /** Commits one turn atomically; returns the new version. */
-export async function commitTurn<S>(db: Db, turn: TurnCommit<S>): Promise<number> {
-  return db.transaction(async (tx) => {
+export async function commitTurn<S>(sql: postgres.Sql, turn: TurnCommit<S>): Promise<number> {
+  return sql.begin(async (tx) => {
     await checkLease(tx, turn.lease);
     if (turn.messageId) {
-      const fresh = await tx
-        .insert(schema.inbox)
-        .values({ consumer: turn.kind, eventId: turn.messageId })
-        .onConflictDoNothing()
-        .returning({ id: schema.inbox.eventId });
+      const fresh = await tx`
+        insert into inbox (consumer, event_id) values (${turn.kind}, ${turn.messageId})
+        on conflict do nothing returning event_id`;
       if (fresh.length === 0) throw new DuplicateMessageError(turn.kind, turn.key, turn.messageId);
     }
     const version = turn.expectedVersion + 1;
-    const values = {
-      kind: turn.kind,
-      actorKey: turn.key,
-      state: turn.state,
-      version,
-      lastPartition: turn.partition,
-      lastOffset: turn.offset,
-      parkedAt: turn.parked ? sql`now()` : null,
-      updatedAt: sql`now()`,
-    };
-    const written = await tx
-      .insert(schema.actorState)
-      .values(values)
-      .onConflictDoUpdate({
-        target: [schema.actorState.kind, schema.actorState.actorKey],
-        set: {
-          state: values.state,
-          version,
-          lastPartition: values.lastPartition,
-          lastOffset: values.lastOffset,
-          parkedAt: values.parkedAt,
-          updatedAt: values.updatedAt,
-        },
-        where: eq(schema.actorState.version, turn.expectedVersion),
-      })
-      .returning({ version: schema.actorState.version });
+    const parked = turn.parked === true;
+    // Insert for a new actor, update for a known one, but only from the version we loaded (optimistic check).
+    const written = await tx`
+      insert into actor_state as a (kind, actor_key, state, version, last_partition, last_offset, parked_at, updated_at)
+      values (${turn.kind}, ${turn.key}, ${JSON.stringify(turn.state)}::jsonb, ${version}, ${turn.partition},
+        ${String(turn.offset)}, case when ${parked} then now() end, now())
+      on conflict (kind, actor_key) do update set
+        state = excluded.state, version = excluded.version, last_partition = excluded.last_partition,
+        last_offset = excluded.last_offset, parked_at = excluded.parked_at, updated_at = excluded.updated_at
+      where a.version = ${turn.expectedVersion}
+      returning version`;
     if (written.length === 0) throw new StaleStateError(turn.kind, turn.key, turn.expectedVersion);
     await appendOutbox(tx, turn.outbox);
     for (const timer of turn.timers) {
-      const where = and(
-        eq(schema.actorTimer.kind, turn.kind),
-        eq(schema.actorTimer.actorKey, turn.key),
-        eq(schema.actorTimer.name, timer.name),
-      );
       if (!timer.set) {
-        await tx.delete(schema.actorTimer).where(where);
+        await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
         continue;
       }
-      const row = {
-        kind: turn.kind,
-        actorKey: turn.key,
-        name: timer.name,
-        mailbox: turn.mailbox,
-        partition: turn.partition,
-        fireAt: timer.set.fireAt,
-        messageType: timer.set.messageType,
-        payload: timer.set.payload,
-        correlationId: timer.set.correlationId,
-      };
-      await tx
-        .insert(schema.actorTimer)
-        .values(row)
-        .onConflictDoUpdate({
-          target: [schema.actorTimer.kind, schema.actorTimer.actorKey, schema.actorTimer.name],
-          set: {
-            fireAt: row.fireAt,
-            messageType: row.messageType,
-            payload: row.payload,
-            correlationId: row.correlationId,
-            partition: row.partition,
-          },
-        });
+      const t = timer.set;
+      await tx`
+        insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
+        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt},
+          ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
+        on conflict (kind, actor_key, name) do update set
+          mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
+          message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
     }
     await turn.also?.(tx);
     return version;

@@ -4,7 +4,8 @@
  * and a record on the source topic's `.dlt` topic (through the outbox), with headers that say where it came from
  * and why. Replaying puts the original record back on its source topic, in the original order per key.
  */
-import { and, asc, eq, inArray, isNotNull, sql } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
+import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
 import { deadLetterTopic } from "../topics/index.ts";
 import type { ErrorInfo } from "./errors.ts";
@@ -44,27 +45,15 @@ export const REPLAY_HEADER = "pitstop-replay-of";
 /** Inside a transaction: records the dead letter and queues its `.dlt` record. Idempotent per source offset. */
 export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<void> {
   const { record, error } = input;
-  const inserted = await tx
-    .insert(schema.deadLetter)
-    .values({
-      consumer: input.consumer,
-      sourceTopic: record.topic,
-      sourcePartition: record.partition,
-      sourceOffset: record.offset,
-      messageKey: record.key,
-      value: record.value,
-      headers: record.headers,
-      errorClass: error.errorClass,
-      errorMessage: error.message.slice(0, 2000),
-      retryable: error.retryable,
-      attempts: input.attempts,
-      firstFailureAt: input.firstFailureAt,
-      lastFailureAt: input.lastFailureAt,
-      host: input.host,
-      status: input.status,
-    })
-    .onConflictDoNothing()
-    .returning({ id: schema.deadLetter.id });
+  const inserted = await tx`
+    insert into dead_letter (consumer, source_topic, source_partition, source_offset, message_key, value, headers,
+      error_class, error_message, retryable, attempts, first_failure_at, last_failure_at, host, status)
+    values (${input.consumer}, ${record.topic}, ${record.partition}, ${String(record.offset)}, ${record.key},
+      ${record.value}, ${JSON.stringify(record.headers)}::jsonb, ${error.errorClass}, ${error.message.slice(0, 2000)},
+      ${error.retryable}, ${input.attempts}, ${input.firstFailureAt}, ${input.lastFailureAt}, ${input.host},
+      ${input.status})
+    on conflict do nothing
+    returning id`;
   if (inserted.length === 0) return; // already dead-lettered before a crash: the .dlt record is queued too
   await appendOutbox(tx, [
     {
@@ -128,58 +117,43 @@ export interface ReplayRequest {
  * Replaying by key also unparks that actor, in the same transaction, so the replayed records are handled.
  * Returns the ids replayed.
  */
-export async function replayDeadLetters(db: Db, request: ReplayRequest): Promise<number[]> {
-  if (!request.ids?.length && !(request.consumer && request.key !== undefined)) {
-    throw new Error("replay needs ids, or a consumer and a key");
-  }
-  return db.transaction(async (tx) => {
-    const waiting = inArray(schema.deadLetter.status, ["dead", "parked"]);
-    const rows = await tx
-      .select()
-      .from(schema.deadLetter)
-      .where(
-        request.ids?.length
-          ? and(inArray(schema.deadLetter.id, request.ids), waiting)
-          : and(
-              eq(schema.deadLetter.consumer, request.consumer as string),
-              eq(schema.deadLetter.messageKey, request.key as string),
-              waiting,
-            ),
-      )
-      .orderBy(asc(schema.deadLetter.id))
-      .for("update");
-    if (request.consumer && request.key !== undefined) {
-      await tx
-        .update(schema.actorState)
-        .set({ parkedAt: null })
-        .where(
-          and(
-            eq(schema.actorState.kind, request.consumer),
-            eq(schema.actorState.actorKey, request.key),
-            isNotNull(schema.actorState.parkedAt),
-          ),
-        );
+export async function replayDeadLetters(sql: postgres.Sql, request: ReplayRequest): Promise<number[]> {
+  const byKey = request.consumer !== undefined && request.key !== undefined;
+  if (!request.ids?.length && !byKey) throw new Error("replay needs ids, or a consumer and a key");
+  return sql.begin(async (tx) => {
+    const rows = request.ids?.length
+      ? await tx<ReplayRow[]>`
+          select id, source_topic, message_key, value, headers from dead_letter
+          where id in ${tx(request.ids)} and status in ('dead', 'parked') order by id for update`
+      : await tx<ReplayRow[]>`
+          select id, source_topic, message_key, value, headers from dead_letter
+          where consumer = ${request.consumer as string} and message_key = ${request.key as string}
+            and status in ('dead', 'parked')
+          order by id for update`;
+    if (byKey) {
+      await tx`update actor_state set parked_at = null
+        where kind = ${request.consumer as string} and actor_key = ${request.key as string} and parked_at is not null`;
     }
     await appendOutbox(
       tx,
       rows.map((row) => ({
-        topic: row.sourceTopic,
-        key: row.messageKey ?? "",
+        topic: row.source_topic,
+        key: row.message_key ?? "",
         value: row.value,
         headers: { ...row.headers, [REPLAY_HEADER]: String(row.id) },
       })),
     );
     if (rows.length > 0) {
-      await tx
-        .update(schema.deadLetter)
-        .set({ status: "replayed", replayedAt: sql`now()` })
-        .where(
-          inArray(
-            schema.deadLetter.id,
-            rows.map((r) => r.id),
-          ),
-        );
+      await tx`update dead_letter set status = 'replayed', replayed_at = now() where id in ${tx(rows.map((r) => r.id))}`;
     }
-    return rows.map((r) => r.id);
+    return rows.map((r) => Number(r.id));
   });
+}
+
+interface ReplayRow {
+  id: string;
+  source_topic: string;
+  message_key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
 }

@@ -7,6 +7,7 @@
  * Kafka's own commit would also refuse such a host; Postgres writes would not, hence this.
  */
 import { and, eq, sql } from "drizzle-orm";
+import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
 import { FencedError } from "./errors.ts";
 
@@ -17,7 +18,12 @@ export interface PartitionLease {
   epoch: number;
 }
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/**
+ * A turn's transaction. The hot path (fence, inbox, state, outbox) uses postgres.js tagged templates: prepared
+ * statements, measured 4x faster per turn than the same statements through drizzle's query builder (which does
+ * not prepare them) — see docs/runtime.md. Reactors also get a drizzle handle on the same transaction.
+ */
+export type Tx = postgres.TransactionSql;
 
 /** Takes the partition for `owner`: bumps the epoch (waits for in-flight turns of the previous owner to end). */
 export async function acquireLease(
@@ -38,8 +44,11 @@ export async function acquireLease(
 }
 
 /** The current epoch of a partition, if anyone ever took it. */
-export async function currentEpoch(db: Db | Tx, lease: Omit<PartitionLease, "epoch">, lock = false) {
-  const query = db
+export async function currentEpoch(
+  db: Db,
+  lease: Omit<PartitionLease, "epoch">,
+): Promise<number | undefined> {
+  const [row] = await db
     .select({ epoch: schema.partitionOwner.epoch })
     .from(schema.partitionOwner)
     .where(
@@ -49,14 +58,15 @@ export async function currentEpoch(db: Db | Tx, lease: Omit<PartitionLease, "epo
         eq(schema.partitionOwner.partition, lease.partition),
       ),
     );
-  const [row] = lock ? await query.for("share") : await query;
   return row?.epoch;
 }
 
 /** Inside a turn's transaction: throws FencedError unless `lease` is still current (holds a share lock till commit). */
 export async function checkLease(tx: Tx, lease: PartitionLease): Promise<void> {
-  const epoch = await currentEpoch(tx, lease, true);
+  const [row] = await tx<{ epoch: string }[]>`
+    select epoch from partition_owner
+    where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
+    for share`;
+  const epoch = row ? Number(row.epoch) : undefined;
   if (epoch !== lease.epoch) throw new FencedError(lease.topic, lease.partition, lease.epoch, epoch);
 }
-
-export type { Tx };

@@ -1,4 +1,5 @@
 /** What the runners of a host share: the database, the host's identity and clock, logs, and the NATS fabric. */
+import type postgres from "postgres";
 import type { Db } from "../db/index.ts";
 import type { Logger } from "./logger.ts";
 
@@ -9,7 +10,10 @@ export interface Fabric {
 }
 
 export interface RuntimeDeps {
+  /** drizzle, for reactors' own writes and admin paths. */
   db: Db;
+  /** postgres.js, for the turn's hot path (prepared statements). */
+  sql: postgres.Sql;
   hostId: string;
   clock: () => Date;
   log: Logger;

@@ -5,13 +5,13 @@
  * idle actors. `stop()` (call it on SIGTERM) drains running turns, commits, and leaves the groups.
  *
  * @example
- * const host = createHost({ kafka, db, databaseUrl, log, actors: [counter], reactors: [audit] });
+ * const host = createHost({ kafka, database, databaseUrl, log, actors: [counter], reactors: [audit] });
  * await host.start();
  * process.on("SIGTERM", () => host.stop().then(() => process.exit(0)));
  */
 import { hostname } from "node:os";
 import type { Kafka } from "kafkajs";
-import type { Db } from "../db/index.ts";
+import type { Database } from "../db/index.ts";
 import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
 import { GroupConsumer } from "./group-consumer.ts";
@@ -22,7 +22,7 @@ import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
 
 export interface HostOptions {
   kafka: Kafka;
-  db: Db;
+  database: Database;
   /** For the relay's own session (it holds an advisory lock). */
   databaseUrl: string;
   log: Logger;
@@ -96,7 +96,8 @@ export function createHost(options: HostOptions): Host {
           pollIntervalMs: tuning.relayPollIntervalMs,
         });
   const deps: RuntimeDeps = {
-    db: options.db,
+    db: options.database.db,
+    sql: options.database.sql,
     hostId,
     clock: options.clock ?? (() => new Date()),
     log: options.log,
@@ -105,7 +106,7 @@ export function createHost(options: HostOptions): Host {
   };
   const common = {
     kafka: options.kafka,
-    db: options.db,
+    db: options.database.db,
     log: options.log,
     hostId,
     maxConcurrency: tuning.maxConcurrencyPerPartition,

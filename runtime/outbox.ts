@@ -2,7 +2,6 @@
  * The transactional outbox: records a turn wants published are rows written in the turn's own transaction;
  * the relay (outbox-relay.ts) publishes them afterwards. A crash never loses one; at worst one is sent twice.
  */
-import { schema } from "../db/index.ts";
 import { type Envelope, encodeEnvelope } from "../topics/index.ts";
 import type { Tx } from "./fence.ts";
 
@@ -25,14 +24,10 @@ export function envelopeRecord(
 }
 
 export async function appendOutbox(tx: Tx, records: OutboxRecord[]): Promise<void> {
-  if (records.length === 0) return;
-  await tx.insert(schema.outbox).values(
-    records.map((r) => ({
-      topic: r.topic,
-      messageKey: r.key,
-      headers: r.headers ?? {},
-      value: typeof r.value === "string" ? r.value : null,
-      rawValue: Buffer.isBuffer(r.value) ? r.value : null,
-    })),
-  );
+  for (const r of records) {
+    const text = typeof r.value === "string" ? r.value : null;
+    const raw = Buffer.isBuffer(r.value) ? r.value : null;
+    await tx`insert into outbox (topic, message_key, headers, value, raw_value)
+      values (${r.topic}, ${r.key}, ${JSON.stringify(r.headers ?? {})}::jsonb, ${text}, ${raw})`;
+  }
 }

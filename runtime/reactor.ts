@@ -10,7 +10,9 @@
  *   handle: async (event, { tx }) => { await tx.insert(auditLog).values({ eventId: event.eventId }); },
  * });
  */
-import { schema } from "../db/index.ts";
+import { drizzle } from "drizzle-orm/postgres-js";
+import type postgres from "postgres";
+import { type Db, schema } from "../db/index.ts";
 import { decodeEnvelope, type Envelope, newEnvelope } from "../topics/index.ts";
 import { DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
@@ -22,8 +24,10 @@ import { appendOutbox, envelopeRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 
 export interface ReactorContext {
-  /** The transaction the inbox row is written in: write the reactor's effects with it. */
-  tx: Tx;
+  /** The transaction the inbox row is written in, through drizzle: write the reactor's effects with it. */
+  tx: Db;
+  /** The same transaction through postgres.js, for raw statements. */
+  sql: Tx;
   topic: string;
   partition: number;
   offset: string;
@@ -75,16 +79,15 @@ export class ReactorRunner {
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
       try {
-        const outcome = await this.deps.db.transaction(async (tx) => {
+        const outcome = await this.deps.sql.begin(async (tx) => {
           await checkLease(tx, lease);
-          const fresh = await tx
-            .insert(schema.inbox)
-            .values({ consumer: this.definition.name, eventId: event.eventId })
-            .onConflictDoNothing()
-            .returning({ id: schema.inbox.eventId });
+          const fresh = await tx`
+            insert into inbox (consumer, event_id) values (${this.definition.name}, ${event.eventId})
+            on conflict do nothing returning event_id`;
           if (fresh.length === 0) return "duplicate" as const;
           const result = await this.definition.handle(event, {
-            tx,
+            tx: drizzle(tx as unknown as postgres.Sql, { schema }),
+            sql: tx,
             topic: record.topic,
             partition: record.partition,
             offset: String(record.offset),
@@ -148,7 +151,7 @@ export class ReactorRunner {
     attempts: number,
     first: Date,
   ) {
-    await this.deps.db.transaction(async (tx) => {
+    await this.deps.sql.begin(async (tx) => {
       await checkLease(tx, lease);
       await writeDeadLetter(tx, {
         consumer: this.definition.name,

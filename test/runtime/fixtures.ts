@@ -82,7 +82,7 @@ export async function freshTopics(prefix: string, partitions = 10, extra: string
 export function testHost(options: Partial<HostOptions> & Pick<HostOptions, "actors">): Host {
   return createHost({
     kafka,
-    db: database.db,
+    database,
     databaseUrl: config.postgres.url,
     log: testLog,
     groupPrefix: uniqueName("g"),
