@@ -26,6 +26,10 @@ export interface DatabaseOptions {
   applicationName?: string;
 }
 
+/**
+ * Note: drizzle replaces the client's serializers for json, jsonb and date/time types with pass-through ones, so
+ * raw postgres.js statements on this client pass JSON as strings (`::jsonb`) and times as ISO strings.
+ */
 export function openDatabase(url: string, options: DatabaseOptions = {}): Database {
   const sql = postgres(url, {
     max: options.max ?? 10,

@@ -113,7 +113,7 @@ export async function commitTurn<S>(sql: postgres.Sql, turn: TurnCommit<S>): Pro
       const t = timer.set;
       await tx`
         insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
-        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt},
+        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
           ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
         on conflict (kind, actor_key, name) do update set
           mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,

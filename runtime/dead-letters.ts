@@ -50,7 +50,7 @@ export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<v
       error_class, error_message, retryable, attempts, first_failure_at, last_failure_at, host, status)
     values (${input.consumer}, ${record.topic}, ${record.partition}, ${String(record.offset)}, ${record.key},
       ${record.value}, ${JSON.stringify(record.headers)}::jsonb, ${error.errorClass}, ${error.message.slice(0, 2000)},
-      ${error.retryable}, ${input.attempts}, ${input.firstFailureAt}, ${input.lastFailureAt}, ${input.host},
+      ${error.retryable}, ${input.attempts}, ${input.firstFailureAt.toISOString()}, ${input.lastFailureAt.toISOString()}, ${input.host},
       ${input.status})
     on conflict do nothing
     returning id`;

@@ -5,12 +5,13 @@
  *   mark, so a row whose id was taken early but committed late is still found (ids are taken at insert and
  *   become visible at commit, out of order).
  * - Per-key order: rows of one key are written by one actor's sequential turns, so they commit in id order; the
- *   relay publishes in id order, and only one relay publishes at a time.
+ *   relay publishes each topic's rows in id order, and only one relay publishes at a time.
+ * - A topic that cannot be published to (deleted, unauthorised) is held back with backoff; others keep flowing.
  * - Safe on every host at once: each runs a relay, and a Postgres advisory lock picks the one that publishes;
  *   when its session ends (crash), another takes over.
  * - A crash between publishing and marking means a row is sent again: consumers dedupe by eventId.
  */
-import type { Kafka, Message, Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import postgres from "postgres";
 import type { Logger } from "./logger.ts";
 
@@ -32,6 +33,8 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private pending = false;
+  /** Topics whose last publish failed, and when to try them again: one bad topic must not stall the others. */
+  private readonly blocked = new Map<string, { until: number; failures: number }>();
   readonly stats = { published: 0, batches: 0, leader: false, errors: 0 };
 
   constructor(private readonly options: OutboxRelayOptions) {
@@ -109,39 +112,75 @@ export class OutboxRelay {
   }
 
   private async publishBatch(): Promise<number> {
-    const rows = await this.sql<
-      {
-        id: string;
-        topic: string;
-        message_key: string;
-        headers: Record<string, string>;
-        value: string | null;
-        raw_value: Buffer | null;
-      }[]
-    >`select id, topic, message_key, headers, value, raw_value from outbox
-      where published_at is null order by id limit ${this.options.batchSize ?? 500}`;
+    const now = Date.now();
+    for (const [topic, b] of this.blocked) if (b.until <= now) this.blocked.delete(topic);
+    const skip = [...this.blocked.keys()];
+    const limit = this.options.batchSize ?? 500;
+    const rows = await this.sql<OutboxRow[]>`
+      select id, topic, message_key, headers, value, raw_value from outbox
+      where published_at is null ${skip.length ? this.sql`and topic not in ${this.sql(skip)}` : this.sql``}
+      order by id limit ${limit}`;
     if (rows.length === 0) return 0;
     this.producer ??= await this.connectProducer();
-    // Consecutive rows of one topic go in one request; order across the batch is kept by sending in sequence.
-    let run: { topic: string; messages: Message[] } | undefined;
-    const runs: { topic: string; messages: Message[] }[] = [];
+    const producer = this.producer;
+    // Rows grouped by topic keep their id order within the topic, hence per key (a key's rows share a topic).
+    const byTopic = new Map<string, OutboxRow[]>();
     for (const row of rows) {
-      if (!run || run.topic !== row.topic) {
-        run = { topic: row.topic, messages: [] };
-        runs.push(run);
-      }
-      run.messages.push({ key: row.message_key, value: row.raw_value ?? row.value, headers: row.headers });
+      const list = byTopic.get(row.topic) ?? [];
+      list.push(row);
+      byTopic.set(row.topic, list);
     }
-    for (const { topic, messages } of runs) await this.producer.send({ topic, acks: -1, messages });
-    await this.sql`update outbox set published_at = now() where id in ${this.sql(rows.map((r) => r.id))}`;
-    this.stats.published += rows.length;
+    // Topics are sent at once, each in one request in id order: a slow or failing topic delays no other.
+    const sent: string[] = [];
+    await Promise.all(
+      [...byTopic].map(async ([topic, list]) => {
+        try {
+          await producer.send({
+            topic,
+            acks: -1,
+            messages: list.map((r) => ({
+              key: r.message_key,
+              value: r.raw_value ?? r.value,
+              headers: r.headers,
+            })),
+          });
+          sent.push(...list.map((r) => r.id));
+        } catch (error) {
+          const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
+          const backoffMs = Math.min(30_000, 500 * 2 ** failures);
+          this.blocked.set(topic, { until: Date.now() + backoffMs, failures });
+          this.stats.errors++;
+          this.options.log.error(
+            { err: error, topic, rows: list.length, backoffMs },
+            "outbox publish failed; topic held back",
+          );
+        }
+      }),
+    );
+    if (sent.length > 0) await this.sql`update outbox set published_at = now() where id in ${this.sql(sent)}`;
+    this.stats.published += sent.length;
     this.stats.batches++;
-    return rows.length;
+    return sent.length;
   }
 
   private async connectProducer(): Promise<Producer> {
-    const producer = this.options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    // Few retries here: a topic that keeps failing is held back and tried again later (see `blocked`), so a
+    // broker failover or a missing topic costs seconds, not the client's default ~30 s per attempt.
+    const producer = this.options.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 1000 },
+    });
     await producer.connect();
     return producer;
   }
+}
+
+interface OutboxRow {
+  id: string;
+  topic: string;
+  message_key: string;
+  headers: Record<string, string>;
+  value: string | null;
+  raw_value: Buffer | null;
 }

@@ -8,7 +8,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({ ...process.env, NODE_ENV: "test", ...overrides });
 }
 
-export const testLog = createLogger("silent");
+// Silent unless TEST_LOG_LEVEL says otherwise (e.g. TEST_LOG_LEVEL=debug bun test ...).
+export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
 
 export function testKafka(config = testConfig(), clientId = uniqueName("test")) {
   return createKafka({ brokers: config.kafka.brokers, clientId });

@@ -8,6 +8,7 @@ import {
   type Host,
   type HostOptions,
   RetryableError,
+  type SupervisionPolicy,
   TerminalError,
 } from "../../runtime/index.ts";
 import { deadLetterTopic, provisionTopics } from "../../topics/index.ts";
@@ -28,7 +29,14 @@ export interface SequenceState {
  * Applies STEP messages carrying 1, 2, 3... per key. A step out of sequence is counted as a violation (order
  * broken, or a message lost or applied twice). `delayMs` makes a turn slow; `fail` makes it throw.
  */
-export function sequenceActor(kind: string, mailbox: string, events?: string) {
+export interface SequenceOptions {
+  events?: string;
+  supervision?: Partial<SupervisionPolicy>;
+  /** Decides whether a turn fails, by key, step and attempt. */
+  failWhen?: (key: string, seq: number, attempt: number) => "retryable" | "terminal" | undefined;
+}
+
+export function sequenceActor(kind: string, mailbox: string, events?: string, options: SequenceOptions = {}) {
   return defineActor({
     kind,
     mailbox,
@@ -42,10 +50,11 @@ export function sequenceActor(kind: string, mailbox: string, events?: string) {
         failAttempts: Type.Optional(Type.Integer({ minimum: 1 })),
       }),
     },
-    supervision: { maxAttempts: 3, backoff: { baseMs: 50, maxMs: 200, jitter: 0.2 } },
+    supervision: { maxAttempts: 3, backoff: { baseMs: 50, maxMs: 200, jitter: 0.2 }, ...options.supervision },
     async handle(state, message, ctx) {
-      const { seq, delayMs, fail, failAttempts } = message.payload;
+      const { seq, delayMs, failAttempts } = message.payload;
       if (delayMs) await Bun.sleep(delayMs);
+      const fail = message.payload.fail ?? options.failWhen?.(ctx.key, seq, ctx.attempt);
       if (fail && (failAttempts === undefined || ctx.attempt <= failAttempts)) {
         throw fail === "retryable"
           ? new RetryableError(`step ${seq} failed`)
