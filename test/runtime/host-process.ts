@@ -1,0 +1,31 @@
+/**
+ * A host in a process of its own, for the crash, zombie and rebalance tests: runs the sequence actor on the
+ * mailbox named in the environment and prints "ready" once it has started. SIGTERM stops it cleanly.
+ */
+import { createHost } from "../../runtime/index.ts";
+import { testLog } from "../support.ts";
+import { config, database, kafka, sequenceActor } from "./fixtures.ts";
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+
+const host = createHost({
+  kafka,
+  database,
+  databaseUrl: config.postgres.url,
+  log: testLog,
+  groupPrefix: env("TEST_GROUP_PREFIX"),
+  hostId: env("TEST_HOST_ID"),
+  actors: [sequenceActor(env("TEST_KIND"), env("TEST_MAILBOX"), process.env.TEST_EVENTS)],
+  tuning: { commitIntervalMs: 100, sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, drainTimeoutMs: 5000 },
+});
+await host.start();
+console.log("ready");
+process.on("SIGTERM", async () => {
+  await host.stop();
+  console.log(JSON.stringify(host.stats()));
+  process.exit(0);
+});
