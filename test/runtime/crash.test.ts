@@ -30,7 +30,11 @@ async function spawnHost(env: Record<string, string>) {
     isReady,
     child.exited.then(() => Promise.reject(new Error(`host exited early: ${out}`))),
   ]);
-  return { child, output: async () => (await pumped, out) };
+  const output = async () => {
+    await pumped;
+    return out;
+  };
+  return { child, output };
 }
 
 describe("crash safety", () => {

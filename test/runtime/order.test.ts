@@ -34,3 +34,30 @@ describe("per-key order and concurrency", () => {
     }
   }, 90_000);
 });
+
+describe("concurrency inside a partition", () => {
+  test("a slow key does not stall the other keys of its partition", async () => {
+    const { mailbox } = await freshTopics("slow", 1);
+    const kind = uniqueName("slow");
+    const host = testHost({ actors: [sequenceActor(kind, mailbox)] });
+    hosts.push(host);
+    await host.start();
+    const others = Array.from({ length: 100 }, (_, i) => `fast-${i}`);
+    const slowMs = 3000;
+    // The slow key's record comes first on the single partition; 100 fast keys follow it.
+    await sendSteps(mailbox, ["slow"], 1, () => ({ delayMs: slowMs }));
+    const started = performance.now();
+    await sendSteps(mailbox, others, 1);
+    await waitFor(async () => (await actorStates<SequenceState>(kind, others)).size === others.length, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: "fast keys done",
+    });
+    const fastDone = performance.now() - started;
+    const slowState = (await actorStates<SequenceState>(kind, ["slow"])).get("slow");
+    console.log(`[concurrency] 100 fast keys done in ${Math.round(fastDone)} ms behind a ${slowMs} ms turn`);
+    expect(fastDone).toBeLessThan(slowMs);
+    expect(slowState).toBeUndefined(); // still running when the others were all done
+    await waitFor(async () => (await actorStates<SequenceState>(kind, ["slow"])).size === 1, { what: "slow done" });
+  }, 60_000);
+});
