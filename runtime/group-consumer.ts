@@ -246,6 +246,11 @@ export class GroupConsumer {
     );
   }
 
+  /** Whether this member is handling that partition now (it took the lease). */
+  owns(topic: string, partition: number): boolean {
+    return this.owned.has(tp(topic, partition));
+  }
+
   /** Partitions owned now, with their backlog and running turns. */
   partitions() {
     return [...this.owned.values()].map((o) => ({

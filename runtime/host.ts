@@ -10,12 +10,15 @@
  * process.on("SIGTERM", () => host.stop().then(() => process.exit(0)));
  */
 import { hostname } from "node:os";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Kafka } from "kafkajs";
 import type { Database } from "../db/index.ts";
 import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
+import { loadActor } from "./actor-store.ts";
+import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
 import { GroupConsumer } from "./group-consumer.ts";
-import type { Fabric, RuntimeDeps } from "./host-deps.ts";
+import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
 import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
@@ -28,7 +31,10 @@ export interface HostOptions {
   log: Logger;
   actors?: AnyActorDefinition[];
   reactors?: ReactorDefinition[];
-  fabric?: Fabric;
+  /** NATS: status fan-out, replies to `ask`, and answering live-state requests. Optional. */
+  nats?: NatsConnection;
+  /** Subject prefix on NATS (default "pitstop"). */
+  natsPrefix?: string;
   hostId?: string;
   groupPrefix?: string;
   clock?: () => Date;
@@ -101,7 +107,9 @@ export function createHost(options: HostOptions): Host {
     hostId,
     clock: options.clock ?? (() => new Date()),
     log: options.log,
-    fabric: options.fabric,
+    fabric: options.nats
+      ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
+      : undefined,
     outboxWritten: () => relay?.notify(),
   };
   const common = {
@@ -119,6 +127,7 @@ export function createHost(options: HostOptions): Host {
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
   const consumers = new Map<string, GroupConsumer>();
+  const kindConsumers = new Map<string, GroupConsumer>();
   for (const definition of options.actors ?? []) {
     const runner = new ActorRunner(definition, deps, {
       maxActors: tuning.maxActors,
@@ -126,16 +135,15 @@ export function createHost(options: HostOptions): Host {
     }) as unknown as ActorRunner<unknown, never>;
     actorRunners.set(definition.kind, runner);
     const groupId = `${prefix}.actor.${definition.kind}`;
-    consumers.set(
+    const consumer = new GroupConsumer({
+      ...common,
       groupId,
-      new GroupConsumer({
-        ...common,
-        groupId,
-        topics: [definition.mailbox],
-        handle: (lease, record) => runner.handle(lease, record),
-        release: (_topic, partition) => runner.dropPartition(partition),
-      }),
-    );
+      topics: [definition.mailbox],
+      handle: (lease, record) => runner.handle(lease, record),
+      release: (_topic, partition) => runner.dropPartition(partition),
+    });
+    consumers.set(groupId, consumer);
+    kindConsumers.set(definition.kind, consumer);
   }
   const reactorRunners = new Map<string, ReactorRunner>();
   for (const definition of options.reactors ?? []) {
@@ -154,12 +162,48 @@ export function createHost(options: HostOptions): Host {
     );
   }
 
+  /** Answers live-state requests for keys whose mailbox partition this host owns; others stay silent. */
+  const serveState = async (): Promise<Subscription[]> => {
+    const nc = options.nats;
+    if (!nc || actorRunners.size === 0) return [];
+    const admin = options.kafka.admin();
+    await admin.connect();
+    const definitions = options.actors ?? [];
+    const metadata = await admin
+      .fetchTopicMetadata({ topics: definitions.map((d) => d.mailbox) })
+      .finally(() => admin.disconnect());
+    const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+    return definitions.map((definition) =>
+      nc.subscribe(stateSubject(options.natsPrefix ?? "pitstop", definition.kind), {
+        callback: (error, message) => {
+          if (error) return;
+          void (async () => {
+            const { key } = message.json<{ key: string }>();
+            const partitions = counts.get(definition.mailbox) ?? 1;
+            const consumer = kindConsumers.get(definition.kind);
+            if (typeof key !== "string" || !consumer?.owns(definition.mailbox, partitionOf(key, partitions)))
+              return;
+            const live =
+              actorRunners.get(definition.kind)?.liveState(key) ??
+              (await loadActor(options.database.sql, definition.kind, key, () =>
+                definition.initialState(key),
+              ));
+            const answer: LiveState = { key, state: live.state, version: live.version, owner: hostId };
+            message.respond(JSON.stringify(answer));
+          })().catch((err) => options.log.warn({ err }, "state request failed"));
+        },
+      }),
+    );
+  };
+
   let sweeper: Timer | undefined;
+  let stateSubscriptions: Subscription[] = [];
   return {
     hostId,
     async start() {
       relay?.start();
       await Promise.all([...consumers.values()].map((c) => c.start()));
+      stateSubscriptions = await serveState();
       sweeper = setInterval(
         () => {
           for (const runner of actorRunners.values()) runner.passivateIdle();
@@ -169,6 +213,7 @@ export function createHost(options: HostOptions): Host {
     },
     async stop() {
       clearInterval(sweeper);
+      for (const subscription of stateSubscriptions) subscription.unsubscribe();
       await Promise.all([...consumers.values()].map((c) => c.stop()));
       await relay?.stop();
     },

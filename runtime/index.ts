@@ -40,6 +40,16 @@ export {
   TerminalError,
 } from "./errors.ts";
 export {
+  askState,
+  type LiveState,
+  natsFabric,
+  partitionOf,
+  type StatusMessage,
+  stateSubject,
+  statusSubject,
+  subjectToken,
+} from "./fabric.ts";
+export {
   createHost,
   DEFAULT_TUNING,
   type Host,

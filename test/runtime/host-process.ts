@@ -2,7 +2,7 @@
  * A host in a process of its own, for the crash, zombie and rebalance tests: runs the sequence actor on the
  * mailbox named in the environment and prints "ready" once it has started. SIGTERM stops it cleanly.
  */
-import { createHost } from "../../runtime/index.ts";
+import { createHost, openNats } from "../../runtime/index.ts";
 import { testLog } from "../support.ts";
 import { config, database, kafka, sequenceActor } from "./fixtures.ts";
 
@@ -12,7 +12,10 @@ const env = (name: string) => {
   return value;
 };
 
+const nats = process.env.TEST_NATS ? await openNats(config.nats.servers) : undefined;
 const host = createHost({
+  nats,
+  natsPrefix: process.env.TEST_NATS,
   kafka,
   database,
   databaseUrl: config.postgres.url,

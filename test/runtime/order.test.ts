@@ -58,6 +58,8 @@ describe("concurrency inside a partition", () => {
     console.log(`[concurrency] 100 fast keys done in ${Math.round(fastDone)} ms behind a ${slowMs} ms turn`);
     expect(fastDone).toBeLessThan(slowMs);
     expect(slowState).toBeUndefined(); // still running when the others were all done
-    await waitFor(async () => (await actorStates<SequenceState>(kind, ["slow"])).size === 1, { what: "slow done" });
+    await waitFor(async () => (await actorStates<SequenceState>(kind, ["slow"])).size === 1, {
+      what: "slow done",
+    });
   }, 60_000);
 });
