@@ -48,6 +48,7 @@ const tp = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 export class GroupConsumer {
   private consumer: Consumer;
   private readonly owned = new Map<string, Owned>();
+  private readonly opening = new Map<string, Promise<Owned>>();
   private readonly fencedUntilRejoin = new Set<string>();
   private commitTimer: Timer | undefined;
   private stopping = false;
@@ -126,30 +127,45 @@ export class GroupConsumer {
     if (this.stopping || batch.messages.length === 0) return;
     const id = tp(batch.topic, batch.partition);
     if (this.fencedUntilRejoin.has(id)) return;
-    let owned = this.owned.get(id);
-    if (!owned) {
-      const lease = await acquireLease(
-        this.options.db,
-        { groupId: this.options.groupId, topic: batch.topic, partition: batch.partition },
-        this.options.hostId,
-      );
-      owned = { lease, worker: this.createWorker(lease, BigInt(batch.firstOffset() ?? "0")), committed: -1n };
-      this.owned.set(id, owned);
-      this.options.log.debug({ ...lease }, "partition taken");
-    }
+    const owned = this.owned.get(id) ?? (await this.take(batch.topic, batch.partition));
     owned.worker.push(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)));
     const last = batch.lastOffset();
     if (last !== undefined) resolveOffset(last);
     await heartbeat();
   }
 
-  private createWorker(lease: PartitionLease, startOffset: bigint): PartitionWorker {
+  /**
+   * Takes a partition: bumps its epoch and makes its worker. Done on assignment (so timers of an idle partition
+   * fire) or on its first batch, whichever comes first; both share one attempt.
+   */
+  private take(topic: string, partition: number): Promise<Owned> {
+    const id = tp(topic, partition);
+    const existing = this.owned.get(id);
+    if (existing) return Promise.resolve(existing);
+    let opening = this.opening.get(id);
+    if (!opening) {
+      opening = (async () => {
+        const lease = await acquireLease(
+          this.options.db,
+          { groupId: this.options.groupId, topic, partition },
+          this.options.hostId,
+        );
+        const owned = { lease, worker: this.createWorker(lease), committed: -1n };
+        this.owned.set(id, owned);
+        this.options.log.debug({ ...lease }, "partition taken");
+        return owned;
+      })().finally(() => this.opening.delete(id));
+      this.opening.set(id, opening);
+    }
+    return opening;
+  }
+
+  private createWorker(lease: PartitionLease): PartitionWorker {
     const { topic, partition } = lease;
     const id = tp(topic, partition);
     const worker = new PartitionWorker({
       topic,
       partition,
-      startOffset,
       handle: (record) => this.options.handle(lease, record),
       maxConcurrency: this.options.maxConcurrency,
       maxBuffered: this.options.maxBuffered,
@@ -186,6 +202,13 @@ export class GroupConsumer {
       this.fencedUntilRejoin.delete(id);
       const [topic, partition] = id.split("\u0000") as [string, string];
       if (assigned.has(id)) this.consumer.resume([{ topic, partitions: [Number(partition)] }]);
+    }
+    for (const id of assigned) {
+      if (this.owned.has(id) || this.fencedUntilRejoin.has(id)) continue;
+      const [topic, partition] = id.split("\u0000") as [string, string];
+      this.take(topic, Number(partition)).catch((error) =>
+        this.options.log.warn({ err: error, topic, partition }, "could not take partition on assignment"),
+      );
     }
     await Promise.all(
       [...this.owned.entries()].map(async ([id, owned]) => {
@@ -224,7 +247,7 @@ export class GroupConsumer {
 
   private async commitOne(owned: Owned): Promise<void> {
     const offset = owned.worker.committable();
-    if (offset <= owned.committed) return;
+    if (offset === undefined || offset <= owned.committed) return;
     await this.consumer.commitOffsets([
       { topic: owned.lease.topic, partition: owned.lease.partition, offset: offset.toString() },
     ]);
@@ -249,6 +272,11 @@ export class GroupConsumer {
   /** Whether this member is handling that partition now (it took the lease). */
   owns(topic: string, partition: number): boolean {
     return this.owned.has(tp(topic, partition));
+  }
+
+  /** The leases of the partitions handled now. */
+  leases(): PartitionLease[] {
+    return [...this.owned.values()].map((o) => o.lease);
   }
 
   /** Partitions owned now, with their backlog and running turns. */

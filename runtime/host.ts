@@ -22,6 +22,7 @@ import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
 import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
+import { TimerPoller } from "./timers.ts";
 
 export interface HostOptions {
   kafka: Kafka;
@@ -57,6 +58,8 @@ export interface HostTuning {
   maxActors: number;
   passivateAfterMs: number;
   relayPollIntervalMs: number;
+  /** How often due durable timers are looked for. */
+  timerPollIntervalMs: number;
 }
 
 export const DEFAULT_TUNING: HostTuning = {
@@ -69,6 +72,7 @@ export const DEFAULT_TUNING: HostTuning = {
   maxActors: 10_000,
   passivateAfterMs: 5 * 60_000,
   relayPollIntervalMs: 50,
+  timerPollIntervalMs: 250,
 };
 
 export interface Host {
@@ -86,6 +90,7 @@ export interface HostStats {
   reactors: Record<string, ReactorRunner["stats"]>;
   consumers: Record<string, GroupConsumer["stats"] & { partitions: ReturnType<GroupConsumer["partitions"]> }>;
   relay?: OutboxRelay["stats"];
+  timers: TimerPoller["stats"];
 }
 
 export function createHost(options: HostOptions): Host {
@@ -196,6 +201,15 @@ export function createHost(options: HostOptions): Host {
     );
   };
 
+  const timers = new TimerPoller({
+    sql: options.database.sql,
+    log: options.log,
+    clock: deps.clock,
+    intervalMs: tuning.timerPollIntervalMs,
+    owned: () => [...kindConsumers].map(([kind, consumer]) => ({ kind, leases: consumer.leases() })),
+    fired: () => relay?.notify(),
+  });
+
   let sweeper: Timer | undefined;
   let stateSubscriptions: Subscription[] = [];
   return {
@@ -204,6 +218,7 @@ export function createHost(options: HostOptions): Host {
       relay?.start();
       await Promise.all([...consumers.values()].map((c) => c.start()));
       stateSubscriptions = await serveState();
+      timers.start();
       sweeper = setInterval(
         () => {
           for (const runner of actorRunners.values()) runner.passivateIdle();
@@ -214,6 +229,7 @@ export function createHost(options: HostOptions): Host {
     async stop() {
       clearInterval(sweeper);
       for (const subscription of stateSubscriptions) subscription.unsubscribe();
+      await timers.stop();
       await Promise.all([...consumers.values()].map((c) => c.stop()));
       await relay?.stop();
     },
@@ -228,6 +244,7 @@ export function createHost(options: HostOptions): Host {
           [...consumers].map(([k, c]) => [k, { ...c.stats, partitions: c.partitions() }]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
+        timers: { ...timers.stats },
       };
     },
     liveState(kind, key) {

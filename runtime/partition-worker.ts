@@ -24,8 +24,8 @@ export type RecordHandler = (record: InboundRecord) => Promise<void>;
 export interface PartitionWorkerOptions {
   topic: string;
   partition: number;
-  /** The first offset this worker will see (the committed offset). */
-  startOffset: bigint;
+  /** The first offset this worker will see, if known; otherwise the first record pushed sets it. */
+  startOffset?: bigint;
   handle: RecordHandler;
   /** Turns running at once in this partition (different keys). */
   maxConcurrency: number;
@@ -43,7 +43,7 @@ interface KeyQueue {
 }
 
 export class PartitionWorker {
-  readonly tracker: OffsetTracker;
+  private tracker: OffsetTracker | undefined;
   private readonly keys = new Map<string, KeyQueue>();
   private readonly ready: string[] = [];
   private running = 0;
@@ -52,7 +52,7 @@ export class PartitionWorker {
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: PartitionWorkerOptions) {
-    this.tracker = new OffsetTracker(options.startOffset);
+    if (options.startOffset !== undefined) this.tracker = new OffsetTracker(options.startOffset);
   }
 
   get topic() {
@@ -65,7 +65,7 @@ export class PartitionWorker {
 
   /** Records dispatched and not finished (queued or running). */
   get backlog(): number {
-    return this.tracker.pending;
+    return this.tracker?.pending ?? 0;
   }
 
   /** Turns running now. */
@@ -75,10 +75,12 @@ export class PartitionWorker {
 
   /** Accepts a fetched batch. Records below the dispatch position (a refetch after a rebalance) are skipped. */
   push(records: InboundRecord[]): void {
-    if (this.stopped) return;
+    if (this.stopped || records.length === 0) return;
+    this.tracker ??= new OffsetTracker((records[0] as InboundRecord).offset);
+    const tracker = this.tracker;
     for (const record of records) {
-      if (record.offset < this.tracker.nextOffset) continue;
-      this.tracker.add(record.offset);
+      if (record.offset < tracker.nextOffset) continue;
+      tracker.add(record.offset);
       // A record without a key still needs a queue: its own, so it blocks nobody.
       const key = record.key ?? `\u0000offset:${record.offset}`;
       let queue = this.keys.get(key);
@@ -90,15 +92,15 @@ export class PartitionWorker {
       if (!queue.running && queue.records.length === 1) this.ready.push(key);
     }
     this.pump();
-    if (!this.paused && this.tracker.pending > this.options.maxBuffered) {
+    if (!this.paused && tracker.pending > this.options.maxBuffered) {
       this.paused = true;
       this.options.pause();
     }
   }
 
-  /** The offset to commit now. */
-  committable(): bigint {
-    return this.tracker.committable();
+  /** The offset to commit now; undefined before the first record. */
+  committable(): bigint | undefined {
+    return this.tracker?.committable();
   }
 
   /** Stops taking records; resolves when running turns are done or `timeoutMs` passes (returns false then). */
@@ -145,10 +147,10 @@ export class PartitionWorker {
     }
     this.running--;
     queue.running = false;
-    if (!failed) this.tracker.finish(record.offset);
+    if (!failed) this.tracker?.finish(record.offset);
     if (queue.records.length > 0 && !this.stopped) this.ready.push(key);
     else if (queue.records.length === 0) this.keys.delete(key);
-    if (this.paused && this.tracker.pending <= this.options.maxBuffered / 2 && !this.stopped) {
+    if (this.paused && this.backlog <= this.options.maxBuffered / 2 && !this.stopped) {
       this.paused = false;
       this.options.resume();
     }

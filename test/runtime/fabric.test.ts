@@ -64,9 +64,13 @@ describe("NATS fabric", () => {
     const host = testHost({ actors: [sequenceActor(kind, mailbox)], nats: nc, natsPrefix: prefix });
     hosts.push(host);
     await host.start();
-    const live = await waitFor(async () => (await askState(nc, prefix, kind, "k", 500)) ?? undefined, {
-      what: "state of k",
-    });
+    const live = await waitFor(
+      async () => {
+        const answer = await askState(nc, prefix, kind, "k", 500);
+        return (answer?.state as { lastSeq?: number } | undefined)?.lastSeq === 1 ? answer : undefined;
+      },
+      { what: "state of k after the accepted command" },
+    );
     expect(live.state).toMatchObject({ lastSeq: 1 });
     await client.close();
   }, 60_000);
