@@ -287,7 +287,7 @@ export class GroupConsumer {
       epoch: o.lease.epoch,
       backlog: o.worker.backlog,
       active: o.worker.active,
-      committed: o.committed,
+      committed: o.committed.toString(),
     }));
   }
 

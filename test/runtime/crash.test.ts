@@ -1,41 +1,17 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { uniqueName, waitFor } from "../support.ts";
-import { actorStates, database, freshTopics, kafka, type SequenceState, sendSteps } from "./fixtures.ts";
+import {
+  actorStates,
+  database,
+  freshTopics,
+  kafka,
+  killChildren,
+  type SequenceState,
+  sendSteps,
+  spawnHost,
+} from "./fixtures.ts";
 
-const children: { kill(signal?: NodeJS.Signals): void }[] = [];
-afterAll(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-/** Starts a host process and resolves once it printed "ready"; `output()` is everything it printed so far. */
-async function spawnHost(env: Record<string, string>) {
-  const child = Bun.spawn([process.execPath, `${import.meta.dir}/host-process.ts`], {
-    env: { ...process.env, ...env },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  children.push(child);
-  let out = "";
-  let ready: () => void = () => {};
-  const isReady = new Promise<void>((resolve) => {
-    ready = resolve;
-  });
-  const pumped = (async () => {
-    for await (const chunk of child.stdout) {
-      out += new TextDecoder().decode(chunk);
-      if (out.includes("ready")) ready();
-    }
-  })();
-  await Promise.race([
-    isReady,
-    child.exited.then(() => Promise.reject(new Error(`host exited early: ${out}`))),
-  ]);
-  const output = async () => {
-    await pumped;
-    return out;
-  };
-  return { child, output };
-}
+afterAll(killChildren);
 
 describe("crash safety", () => {
   test("SIGKILL mid-stream, three times: every step takes effect exactly once, in order, events all published, commits never ahead of effects", async () => {

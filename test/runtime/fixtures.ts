@@ -12,7 +12,7 @@ import {
   TerminalError,
 } from "../../runtime/index.ts";
 import { deadLetterTopic, provisionTopics } from "../../topics/index.ts";
-import { testConfig, testKafka, testLog, uniqueName } from "../support.ts";
+import { testConfig, testKafka, testLog, uniqueName, waitFor } from "../support.ts";
 
 export const config = testConfig();
 export const kafka = testKafka(config);
@@ -140,4 +140,67 @@ export async function sendSteps(
   } finally {
     await producer.disconnect();
   }
+}
+
+const children: { kill(signal?: NodeJS.Signals): void }[] = [];
+
+/** Kills every host process the tests started (afterAll). */
+export function killChildren() {
+  for (const child of children.splice(0)) child.kill("SIGKILL");
+}
+
+/**
+ * Starts a host process (host-process.ts) and resolves once it printed "ready"; `output()` resolves, after the
+ * process ended, to everything it printed (its stats as JSON on the last line when stopped with SIGTERM).
+ */
+export async function spawnHost(env: Record<string, string>) {
+  const child = Bun.spawn([process.execPath, `${import.meta.dir}/host-process.ts`], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  children.push(child);
+  let out = "";
+  let ready: () => void = () => {};
+  const isReady = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const pumped = (async () => {
+    for await (const chunk of child.stdout) {
+      out += new TextDecoder().decode(chunk);
+      if (out.includes("ready")) ready();
+    }
+  })();
+  await Promise.race([
+    isReady,
+    child.exited.then(() => Promise.reject(new Error(`host exited early: ${out}`))),
+  ]);
+  const output = async () => {
+    await pumped;
+    return out;
+  };
+  /** Asks the running host for its stats (SIGUSR2) and returns them once printed. */
+  const stats = async () => {
+    const before = out.length;
+    child.kill("SIGUSR2");
+    const line = await waitFor(
+      () =>
+        out
+          .slice(before)
+          .split("\n")
+          .find((l) => l.startsWith("{")),
+      {
+        timeoutMs: 5000,
+        what: "stats from the host process",
+      },
+    );
+    return JSON.parse(line) as import("../../runtime/index.ts").HostStats;
+  };
+  return { child, output, stats };
+}
+
+/** The stats a host process printed when it stopped. */
+export async function stoppedStats(output: () => Promise<string>) {
+  const last = (await output()).trim().split("\n").at(-1) ?? "{}";
+  return JSON.parse(last) as import("../../runtime/index.ts").HostStats;
 }

@@ -27,6 +27,8 @@ const host = createHost({
 });
 await host.start();
 console.log("ready");
+// SIGUSR2: print the stats now (tests poll them without stopping the host).
+process.on("SIGUSR2", () => console.log(JSON.stringify(host.stats())));
 process.on("SIGTERM", async () => {
   await host.stop();
   console.log(JSON.stringify(host.stats()));

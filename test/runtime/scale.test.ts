@@ -1,0 +1,126 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Host } from "../../runtime/index.ts";
+import { uniqueName, waitFor } from "../support.ts";
+import {
+  actorStates,
+  freshTopics,
+  killChildren,
+  type SequenceState,
+  sendSteps,
+  sequenceActor,
+  spawnHost,
+  stoppedStats,
+  testHost,
+} from "./fixtures.ts";
+
+const hosts: Host[] = [];
+afterAll(async () => {
+  killChildren();
+  await Promise.all(hosts.map((h) => h.stop()));
+});
+
+async function applied(kind: string) {
+  let n = 0;
+  for (const v of (await actorStates<SequenceState>(kind)).values()) n += v.state.count;
+  return n;
+}
+
+async function expectExactlyOnceInOrder(kind: string, keys: string[], perKey: number) {
+  const states = await actorStates<SequenceState>(kind);
+  for (const key of keys) {
+    expect(states.get(key)?.state).toEqual({ lastSeq: perKey, count: perKey, violations: 0, failures: 0 });
+  }
+}
+
+describe("hosts joining, leaving and pausing", () => {
+  test("a second host joins and leaves mid-stream: no loss, order kept, revoked partitions drained", async () => {
+    const { mailbox } = await freshTopics("rebalance");
+    const kind = uniqueName("rebalance");
+    const groupPrefix = uniqueName("g");
+    const a = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "host-a" });
+    hosts.push(a);
+    await a.start();
+    const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
+    const perKey = 10;
+    await sendSteps(mailbox, keys, perKey, () => ({ delayMs: 20 }));
+    await waitFor(async () => (await applied(kind)) >= 600, { timeoutMs: 60_000, what: "a fifth done" });
+
+    const b = await spawnHost({
+      TEST_MAILBOX: mailbox,
+      TEST_KIND: kind,
+      TEST_GROUP_PREFIX: groupPrefix,
+      TEST_HOST_ID: "host-b",
+    });
+    // B takes part of the partitions: A gives them up (drains), B handles records.
+    await waitFor(() => (a.stats().consumers[`${groupPrefix}.actor.${kind}`]?.revoked ?? 0) > 0, {
+      timeoutMs: 30_000,
+      what: "A revoking partitions for B",
+    });
+    await waitFor(async () => (await applied(kind)) >= 1800, {
+      timeoutMs: 60_000,
+      what: "more than half done",
+    });
+    b.child.kill("SIGTERM"); // leaves: drains, commits, and its partitions come back to A
+    await b.child.exited;
+    const bStats = await stoppedStats(b.output);
+
+    await waitFor(async () => (await applied(kind)) >= keys.length * perKey, {
+      timeoutMs: 90_000,
+      what: "all done",
+    });
+    await expectExactlyOnceInOrder(kind, keys, perKey);
+    const aConsumer = a.stats().consumers[`${groupPrefix}.actor.${kind}`];
+    console.log(
+      `[rebalance] A: ${aConsumer?.rebalances} rebalances, ${aConsumer?.revoked} partitions revoked, ` +
+        `${aConsumer?.drainTimeouts} drain timeouts; B handled ${bStats.actors[kind]?.turns} turns`,
+    );
+    expect(bStats.actors[kind]?.turns).toBeGreaterThan(0);
+    expect(aConsumer?.drainTimeouts).toBe(0);
+    expect(bStats.consumers[`${groupPrefix}.actor.${kind}`]?.drainTimeouts).toBe(0);
+  }, 180_000);
+
+  test("a host paused past its session (SIGSTOP) cannot commit stale work after another took over: its writes are fenced and counted", async () => {
+    const { mailbox } = await freshTopics("zombie");
+    const kind = uniqueName("zombie");
+    const groupPrefix = uniqueName("g");
+    const env = { TEST_MAILBOX: mailbox, TEST_KIND: kind, TEST_GROUP_PREFIX: groupPrefix };
+    const keys = Array.from({ length: 200 }, (_, i) => `z${i}`);
+    const perKey = 6;
+    const zombie = await spawnHost({ ...env, TEST_HOST_ID: "zombie" });
+    // Slow turns, so that many are in flight (inside the handler, before their commit) when the host freezes.
+    await sendSteps(mailbox, keys, perKey, () => ({ delayMs: 400 }));
+    await waitFor(async () => (await applied(kind)) >= 200, {
+      timeoutMs: 60_000,
+      what: "the zombie at work",
+    });
+    zombie.child.kill("SIGSTOP");
+    const frozenAt = await applied(kind);
+
+    // Another host takes over once the zombie's session (6 s) expires, and finishes everything.
+    const successor = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "successor" });
+    hosts.push(successor);
+    await successor.start();
+    await waitFor(async () => (await applied(kind)) >= keys.length * perKey, {
+      timeoutMs: 120_000,
+      what: "the successor finishing",
+    });
+    await expectExactlyOnceInOrder(kind, keys, perKey);
+
+    // The zombie wakes up: its in-flight turns try to commit and are refused.
+    zombie.child.kill("SIGCONT");
+    await waitFor(async () => ((await zombie.stats()).actors[kind]?.fenced ?? 0) > 0, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: "the zombie's stale turns refused",
+    });
+    zombie.child.kill("SIGTERM");
+    await zombie.child.exited;
+    const zombieStats = await stoppedStats(zombie.output);
+    console.log(
+      `[zombie] froze at ${frozenAt} applied; on waking ${zombieStats.actors[kind]?.fenced} stale turns fenced`,
+    );
+    expect(zombieStats.actors[kind]?.fenced).toBeGreaterThan(0);
+    // Nothing the zombie did after waking changed the outcome.
+    await expectExactlyOnceInOrder(kind, keys, perKey);
+  }, 180_000);
+});
