@@ -1,6 +1,7 @@
 /**
- * Pitstop, all in one process: brings up its dependencies (see infra/), then serves HTTP.
- * `npm start` runs this file. SIGTERM or SIGINT closes the server and the connections before exit.
+ * Pitstop, all in one process: brings up its dependencies (see infra/), starts the actor host, then serves HTTP.
+ * `npm start` runs this file. SIGTERM or SIGINT stops taking requests, drains the host's running turns and
+ * commits their offsets, closes the connections, then exits.
  */
 import { ConfigError, loadConfig } from "./config.ts";
 import { ensureInfra, InfraError } from "./infra/index.ts";
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
     log.warn(t, "topic has fewer partitions than the catalogue asks for; left unchanged");
   }
   const system = createSystem(config, log);
+  const host = await system.startHost();
+  log.info({ hostId: host.hostId }, "actor host started");
   const server = system.app.listen({ hostname: config.http.host, port: config.http.port });
   log.info(
     {

@@ -2,10 +2,13 @@
  * The composition root: opens the connections the configuration names and wires them into the HTTP app.
  * `main.ts` runs it as a server; tests build it in process with their own configuration.
  */
+import { actorKinds, reactors } from "./actors/index.ts";
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
 import { createApp, type Probe } from "./http/index.ts";
 import {
+  createHost,
+  type Host,
   type Logger,
   type NatsConnection,
   openNats,
@@ -17,6 +20,9 @@ import { createKafka, pingKafka } from "./topics/index.ts";
 
 export interface System {
   app: ReturnType<typeof createApp>;
+  /** Starts the actor host (consumer groups, outbox relay, timers). HTTP-only tests never call it. */
+  startHost(): Promise<Host>;
+  /** Drains and stops the host (if started), then closes the connections. */
   close(): Promise<void>;
 }
 
@@ -39,9 +45,24 @@ export function createSystem(config: Config, log: Logger): System {
     { name: "nats", check: async () => pingNats(await nats.get()) },
   ];
   const app = createApp({ probes });
+  let host: Host | undefined;
   return {
     app,
+    async startHost() {
+      host = createHost({
+        kafka: createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log }),
+        database,
+        databaseUrl: config.postgres.url,
+        log,
+        nats: await nats.get(),
+        actors: actorKinds,
+        reactors,
+      });
+      await host.start();
+      return host;
+    },
     async close() {
+      await host?.stop();
       await Promise.allSettled([database.close(), redis.quit(), nats.close()]);
     },
   };
