@@ -24,6 +24,12 @@ export interface DatabaseOptions {
   /** Seconds to wait for a connection before failing (postgres.js `connect_timeout`). */
   connectTimeout?: number;
   applicationName?: string;
+  /**
+   * Postgres ends a session left idle inside a transaction this long (ms), releasing its locks. A host frozen
+   * mid-transaction (SIGSTOP, a long GC pause) would otherwise hold the partition's lease row and block the
+   * host taking over. Default 10 s.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /**
@@ -35,7 +41,10 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Databa
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
     onnotice: () => {}, // "already exists, skipping" notices from idempotent DDL are not news
-    connection: { application_name: options.applicationName ?? "pitstop" },
+    connection: {
+      application_name: options.applicationName ?? "pitstop",
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
+    },
   });
   return { sql, db: drizzle(sql, { schema }), close: () => sql.end({ timeout: 5 }) };
 }

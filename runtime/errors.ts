@@ -74,7 +74,8 @@ export function classifyError(error: unknown): ErrorInfo {
         : typeof flagged.retriable === "boolean"
           ? flagged.retriable
           : typeof flagged.code === "string" && /^[0-9A-Z]{5}$/.test(flagged.code)
-            ? /^(08|40|53|57P)/.test(flagged.code) // connection, serialization/deadlock, resources, shutdown
+            ? // connection, idle-in-transaction timeout, serialization/deadlock, resources, shutdown
+              /^(08|25P03|40|53|57P)/.test(flagged.code)
             : true;
     return { errorClass: error.name || error.constructor.name, message: error.message, retryable };
   }

@@ -16,7 +16,7 @@ import { testConfig, testKafka, testLog, uniqueName, waitFor } from "../support.
 
 export const config = testConfig();
 export const kafka = testKafka(config);
-export const database = openDatabase(config.postgres.url, { max: 20 });
+export const database = openDatabase(config.postgres.url, { max: 20, idleInTransactionTimeoutMs: 5000 });
 
 export interface SequenceState {
   lastSeq: number;
