@@ -86,7 +86,7 @@ export class ReactorRunner {
             on conflict do nothing returning event_id`;
           if (fresh.length === 0) return "duplicate" as const;
           const result = await this.definition.handle(event, {
-            tx: drizzle(tx as unknown as postgres.Sql, { schema }),
+            tx: drizzleOn(tx, this.deps.sql),
             sql: tx,
             topic: record.topic,
             partition: record.partition,
@@ -167,4 +167,12 @@ export class ReactorRunner {
     this.stats.deadLetters++;
     this.deps.outboxWritten();
   }
+}
+
+/**
+ * drizzle over a postgres.js transaction. drizzle reads (and adjusts) the client's `options` at construction; a
+ * transaction handle has none of its own, so it is given its pool's (already adjusted the same way by openDatabase).
+ */
+function drizzleOn(tx: Tx, pool: postgres.Sql): Db {
+  return drizzle(Object.assign(tx, { options: pool.options }) as unknown as postgres.Sql, { schema });
 }

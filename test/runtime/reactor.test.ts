@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql as drizzleSql } from "drizzle-orm";
+import { defineReactor, type Host, listDeadLetters, RetryableError } from "../../runtime/index.ts";
+import { encodeEnvelope, newEnvelope } from "../../topics/index.ts";
+import { uniqueName, waitFor } from "../support.ts";
+import { database, freshTopics, kafka, testHost } from "./fixtures.ts";
+
+const hosts: Host[] = [];
+beforeAll(async () => {
+  // The reactor's own effect table, for this test only.
+  await database.sql`create table if not exists test_reactor_effect (reactor text, event_id uuid, seq int)`;
+});
+afterAll(() => Promise.all(hosts.map((h) => h.stop())));
+
+describe("reactors", () => {
+  test("a reactor's write happens once per eventId, even when the same event arrives twice; failures retry, poison is dead-lettered", async () => {
+    const { events } = await freshTopics("reactor", 3);
+    const name = uniqueName("audit");
+    let flakyFailures = 0;
+    const reactor = defineReactor({
+      name,
+      topics: [events],
+      supervision: { backoff: { baseMs: 50, maxMs: 50, jitter: 0 } },
+      async handle(event, { sql, tx }) {
+        const seq = Number(event.payload.seq);
+        // Odd events are written through postgres.js, even ones through drizzle: the same transaction either way.
+        if (seq % 2 === 1) {
+          await sql`insert into test_reactor_effect (reactor, event_id, seq) values (${name}, ${event.eventId}, ${seq})`;
+        } else {
+          await tx.execute(
+            drizzleSql`insert into test_reactor_effect (reactor, event_id, seq) values (${name}, ${event.eventId}, ${seq})`,
+          );
+        }
+        // Fails after writing: the write must roll back with the inbox row, and the retry write it once.
+        if (seq === 3 && flakyFailures < 2) {
+          flakyFailures++;
+          throw new RetryableError("audit store busy");
+        }
+      },
+    });
+    const host = testHost({ actors: [], reactors: [reactor] });
+    hosts.push(host);
+    await host.start();
+
+    const sent = [1, 2, 3, 4].map((seq) =>
+      newEnvelope({ eventType: "THING_HAPPENED", entityId: `e${seq % 2}`, payload: { seq } }),
+    );
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: events,
+      messages: [
+        ...sent.map((e) => ({ key: e.entityId, value: encodeEnvelope(e) })),
+        // The same events again, as a relay that crashed after publishing would send them.
+        { key: sent[0]?.entityId ?? "", value: encodeEnvelope(sent[0] as (typeof sent)[number]) },
+        { key: sent[3]?.entityId ?? "", value: encodeEnvelope(sent[3] as (typeof sent)[number]) },
+        { key: "e9", value: "not an event" },
+      ],
+    });
+    await producer.disconnect();
+
+    await waitFor(
+      () =>
+        (host.stats().reactors[name]?.handled ?? 0) >= 4 &&
+        (host.stats().reactors[name]?.duplicates ?? 0) >= 2,
+      {
+        what: "four handled, two duplicates",
+      },
+    );
+    const rows = await database.sql<{ event_id: string; seq: number }[]>`
+      select event_id, seq from test_reactor_effect where reactor = ${name} order by seq`;
+    expect(rows.map((r) => [r.event_id, r.seq])).toEqual(sent.map((e) => [e.eventId, e.payload.seq]));
+    expect(host.stats().reactors[name]).toMatchObject({
+      handled: 4,
+      duplicates: 2,
+      retries: 2,
+      deadLetters: 1,
+    });
+    const letters = await listDeadLetters(database.db, { consumer: name });
+    expect(letters.map((l) => [l.errorClass, l.value?.toString()])).toEqual([
+      ["DecodeError", "not an event"],
+    ]);
+  }, 60_000);
+});
