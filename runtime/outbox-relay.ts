@@ -22,6 +22,13 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** How often to look for rows when nothing woke the relay (rows written by other processes). */
   pollIntervalMs?: number;
+  /** Published outbox rows are deleted after this long (default 1 hour). */
+  keepPublishedMs?: number;
+  /**
+   * Inbox rows (handled message ids) are deleted after this long (default 8 days): longer than the topics'
+   * retention (7 days), so a record redelivered from Kafka always still finds its id.
+   */
+  keepInboxMs?: number;
 }
 
 const RELAY_LOCK = 7_150_002;
@@ -35,7 +42,8 @@ export class OutboxRelay {
   private pending = false;
   /** Topics whose last publish failed, and when to try them again: one bad topic must not stall the others. */
   private readonly blocked = new Map<string, { until: number; failures: number }>();
-  readonly stats = { published: 0, batches: 0, leader: false, errors: 0 };
+  private lastHousekeeping = 0;
+  readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0 };
 
   constructor(private readonly options: OutboxRelayOptions) {
     // One dedicated session: the advisory lock lives as long as it does.
@@ -79,6 +87,10 @@ export class OutboxRelay {
         if (this.stats.leader) {
           const published = await this.publishBatch();
           if (published > 0) continue; // more may be waiting
+          if (Date.now() - this.lastHousekeeping > 60_000) {
+            this.lastHousekeeping = Date.now();
+            await this.housekeep();
+          }
         }
       } catch (error) {
         this.stats.errors++;
@@ -161,6 +173,25 @@ export class OutboxRelay {
     this.stats.published += sent.length;
     this.stats.batches++;
     return sent.length;
+  }
+
+  /** Deletes old published outbox rows and old inbox ids, a bounded batch at a time; returns how many. */
+  async housekeep(now = new Date()): Promise<number> {
+    const publishedBefore = new Date(
+      now.getTime() - (this.options.keepPublishedMs ?? 3_600_000),
+    ).toISOString();
+    const handledBefore = new Date(
+      now.getTime() - (this.options.keepInboxMs ?? 8 * 86_400_000),
+    ).toISOString();
+    const outbox = await this.sql`
+      delete from outbox where id in (
+        select id from outbox where published_at < ${publishedBefore} order by id limit 10000)`;
+    const inbox = await this.sql`
+      delete from inbox where (consumer, event_id) in (
+        select consumer, event_id from inbox where handled_at < ${handledBefore} limit 10000)`;
+    const deleted = outbox.count + inbox.count;
+    this.stats.deleted += deleted;
+    return deleted;
   }
 
   private async connectProducer(): Promise<Producer> {
