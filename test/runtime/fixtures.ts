@@ -76,16 +76,16 @@ export function sequenceActor(kind: string, mailbox: string, events?: string, op
   });
 }
 
-/** A mailbox topic (and its dead-letter topic) of its own for one test. */
+/** A mailbox topic and an events topic (each with its dead-letter topic) of its own for one test. */
 export async function freshTopics(prefix: string, partitions = 10, extra: string[] = []) {
   const mailbox = uniqueName(`${prefix}-mailbox`);
   const events = uniqueName(`${prefix}-events`);
-  const names = [mailbox, deadLetterTopic(mailbox), events, ...extra];
+  const names = [mailbox, deadLetterTopic(mailbox), events, deadLetterTopic(events), ...extra];
   await provisionTopics(
     kafka,
     names.map((name) => ({ name, role: "mailbox" as const, partitions })),
   );
-  return { mailbox, events, dlt: deadLetterTopic(mailbox) };
+  return { mailbox, events, dlt: deadLetterTopic(mailbox), eventsDlt: deadLetterTopic(events) };
 }
 
 export function testHost(options: Partial<HostOptions> & Pick<HostOptions, "actors">): Host {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { OutboxRelay } from "../../runtime/index.ts";
-import { testLog, uniqueName } from "../support.ts";
+import { testLog, uniqueName, waitFor } from "../support.ts";
 import { config, database, kafka } from "./fixtures.ts";
 
 const relay = new OutboxRelay({ kafka, databaseUrl: config.postgres.url, log: testLog });
@@ -32,4 +32,93 @@ describe("outbox relay housekeeping", () => {
     expect(inbox.map((r) => r.event_id)).toEqual([newId]);
     await database.sql`delete from outbox where topic = ${topic}`;
   });
+});
+
+describe("outbox relay publishing", () => {
+  test("a row whose id was taken first but committed last is still published (no high-water mark skips it)", async () => {
+    const { provisionTopics } = await import("../../topics/index.ts");
+    const topic = uniqueName("gap");
+    await provisionTopics(kafka, [{ name: topic, role: "events", partitions: 1 }]);
+    const early = database.sql.reserve();
+    const tx = await early;
+    await tx`begin`;
+    // Takes the lower id now, commits later.
+    await tx`insert into outbox (topic, message_key, value) values (${topic}, 'k', 'early')`;
+    await database.sql`insert into outbox (topic, message_key, value) values (${topic}, 'k', 'late')`;
+    const seen: string[] = [];
+    const consumer = kafka.consumer({ groupId: uniqueName("gap-reader") });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => void seen.push(message.value?.toString() ?? ""),
+    });
+    relay.start();
+    relay.notify();
+    await waitFor(() => seen.includes("late"), { what: "the committed row published" });
+    await tx`commit`;
+    tx.release();
+    relay.notify();
+    await waitFor(() => seen.includes("early"), { what: "the late-committing row published too" });
+    expect(seen).toEqual(["late", "early"]);
+    await consumer.disconnect();
+  }, 60_000);
+});
+
+describe("relays on every host", () => {
+  test("two relays at once publish each row once, in order per key; when the publishing one stops, the other takes over", async () => {
+    const { provisionTopics } = await import("../../topics/index.ts");
+    const topic = uniqueName("relays");
+    await provisionTopics(kafka, [{ name: topic, role: "events", partitions: 3 }]);
+    await relay.stop(); // this file's relay from the tests above
+    const one = new OutboxRelay({
+      kafka,
+      databaseUrl: config.postgres.url,
+      log: testLog,
+      pollIntervalMs: 20,
+    });
+    const two = new OutboxRelay({
+      kafka,
+      databaseUrl: config.postgres.url,
+      log: testLog,
+      pollIntervalMs: 20,
+    });
+    one.start();
+    two.start();
+    const seen = new Map<string, number[]>();
+    const consumer = kafka.consumer({ groupId: uniqueName("relays-reader") });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const key = message.key?.toString() ?? "";
+        seen.set(key, [...(seen.get(key) ?? []), Number(message.value?.toString())]);
+      },
+    });
+    const write = async (from: number, to: number) => {
+      for (let seq = from; seq <= to; seq++) {
+        for (const key of ["a", "b", "c", "d", "e"]) {
+          await database.sql`insert into outbox (topic, message_key, value) values (${topic}, ${key}, ${String(seq)})`;
+        }
+      }
+    };
+    const total = () => [...seen.values()].reduce((n, list) => n + list.length, 0);
+    await write(1, 40);
+    await waitFor(() => total() >= 200, { timeoutMs: 30_000, what: "200 rows published" });
+    // A relay counts rows once it marked them published, a moment after the consumer saw them.
+    await waitFor(() => one.stats.published + two.stats.published >= 200, { what: "rows marked published" });
+    const leaders = [one, two].filter((r) => r.stats.published > 0);
+    expect(leaders).toHaveLength(1);
+    const [leader, standby] = leaders[0] === one ? [one, two] : [two, one];
+    await leader.stop();
+    const before = standby.stats.published;
+    await write(41, 60);
+    await waitFor(() => total() >= 300, { timeoutMs: 30_000, what: "the standby publishing" });
+    // (Counts may include other tests' leftover rows of other topics, hence "at least".)
+    await waitFor(() => standby.stats.published - before >= 100, { what: "the standby marking its rows" });
+    for (const key of ["a", "b", "c", "d", "e"]) {
+      expect(seen.get(key)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    }
+    await standby.stop();
+    await consumer.disconnect();
+  }, 90_000);
 });
