@@ -238,7 +238,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
             },
           },
     );
-    const version = await commitTurn(this.deps.sql, {
+    const turn = {
       lease,
       kind: this.definition.kind,
       key: cell.key,
@@ -250,7 +250,10 @@ export class ActorRunner<S, M extends MessageSchemas> {
       offset: record.offset,
       outbox,
       timers,
-    });
+    };
+    const version = this.deps.groupCommit
+      ? await this.deps.groupCommit.commit(turn)
+      : await commitTurn(this.deps.sql, turn);
     cell.state = result.state;
     cell.version = version;
     cell.lastPartition = record.partition;

@@ -1,6 +1,7 @@
 /** What the runners of a host share: the database, the host's identity and clock, logs, and the NATS fabric. */
 import type postgres from "postgres";
 import type { Db } from "../db/index.ts";
+import type { GroupCommitter } from "./group-commit.ts";
 import type { Logger } from "./logger.ts";
 
 /** The fast, ephemeral side channel (NATS): status fan-out and replies to waiting callers. */
@@ -18,6 +19,8 @@ export interface RuntimeDeps {
   clock: () => Date;
   log: Logger;
   fabric?: Fabric;
+  /** Batches turns' commits; absent: one transaction per turn. */
+  groupCommit?: GroupCommitter;
   /** Wakes the outbox relay after a commit that wrote outbox rows. */
   outboxWritten(): void;
 }

@@ -17,6 +17,7 @@ import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
 import { loadActor } from "./actor-store.ts";
 import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
+import { GroupCommitter } from "./group-commit.ts";
 import { GroupConsumer } from "./group-consumer.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
@@ -60,6 +61,8 @@ export interface HostTuning {
   relayPollIntervalMs: number;
   /** How often due durable timers are looked for. */
   timerPollIntervalMs: number;
+  /** Commit turns in batches (see group-commit.ts); `false` for one transaction per turn. */
+  groupCommit: false | { maxBatch: number; maxInFlight: number };
 }
 
 export const DEFAULT_TUNING: HostTuning = {
@@ -73,6 +76,7 @@ export const DEFAULT_TUNING: HostTuning = {
   passivateAfterMs: 5 * 60_000,
   relayPollIntervalMs: 50,
   timerPollIntervalMs: 250,
+  groupCommit: { maxBatch: 128, maxInFlight: 4 },
 };
 
 export interface Host {
@@ -91,6 +95,7 @@ export interface HostStats {
   consumers: Record<string, GroupConsumer["stats"] & { partitions: ReturnType<GroupConsumer["partitions"]> }>;
   relay?: OutboxRelay["stats"];
   timers: TimerPoller["stats"];
+  groupCommit?: GroupCommitter["stats"];
 }
 
 export function createHost(options: HostOptions): Host {
@@ -112,6 +117,9 @@ export function createHost(options: HostOptions): Host {
     hostId,
     clock: options.clock ?? (() => new Date()),
     log: options.log,
+    groupCommit: tuning.groupCommit
+      ? new GroupCommitter(options.database.sql, tuning.groupCommit)
+      : undefined,
     fabric: options.nats
       ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
       : undefined,
@@ -245,6 +253,7 @@ export function createHost(options: HostOptions): Host {
         ),
         relay: relay ? { ...relay.stats } : undefined,
         timers: { ...timers.stats },
+        groupCommit: deps.groupCommit ? { ...deps.groupCommit.stats } : undefined,
       };
     },
     liveState(kind, key) {

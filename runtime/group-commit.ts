@@ -1,0 +1,186 @@
+/**
+ * Group commit: the turns that finish while a transaction is in flight are committed together in the next one,
+ * with a fixed number of statements per batch instead of per turn. One Postgres commit per turn caps a host at
+ * the commit rate (docs/runtime.md); batching is the usual way past it.
+ *
+ * Each turn keeps its own outcome: a fenced lease, a message id already handled, or a state changed under us
+ * fails that turn alone (and undoes its inbox row); the others in the batch commit. A batch whose transaction
+ * fails fails all its turns, with the error (retryable: the turns are run again).
+ *
+ * A key never has two turns in flight (its next turn waits for this commit), so rows of one key never meet in
+ * one batch, and outbox rows of one key are inserted in turn order: per-key order holds for the relay.
+ */
+import type postgres from "postgres";
+import { DuplicateMessageError, StaleStateError, type TurnCommit } from "./actor-store.ts";
+import { FencedError } from "./errors.ts";
+import { appendOutbox } from "./outbox.ts";
+
+interface Pending {
+  turn: TurnCommit<unknown>;
+  resolve(version: number): void;
+  reject(error: unknown): void;
+}
+
+export interface GroupCommitOptions {
+  /** Turns per transaction at most. */
+  maxBatch: number;
+  /** Transactions in flight at once (each holds one connection). */
+  maxInFlight: number;
+}
+
+export class GroupCommitter {
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  readonly stats = { batches: 0, turns: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly sql: postgres.Sql,
+    private readonly options: GroupCommitOptions,
+  ) {}
+
+  /** Commits one turn (without `also` hooks) as part of the next batch; resolves to its new version. */
+  commit<S>(turn: TurnCommit<S>): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ turn: turn as TurnCommit<unknown>, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      this.inFlight++;
+      void this.flush(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    this.stats.batches++;
+    this.stats.turns += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    const failures = new Map<Pending, unknown>();
+    let versions: Map<Pending, number>;
+    try {
+      versions = await this.sql.begin((tx) => commitBatch(tx, batch, failures));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    for (const p of batch) {
+      const version = versions.get(p);
+      if (version !== undefined) p.resolve(version);
+      else p.reject(failures.get(p) ?? new Error("turn was not committed"));
+    }
+  }
+}
+
+async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failures: Map<Pending, unknown>) {
+  let live = batch;
+
+  // 1. Fence: each distinct lease once, with a shared lock held to commit.
+  const leases = new Map(
+    live.map((p) => [
+      `${p.turn.lease.groupId}\u0000${p.turn.lease.topic}\u0000${p.turn.lease.partition}`,
+      p.turn.lease,
+    ]),
+  );
+  const epochs = new Map<string, number>();
+  for (const [id, lease] of leases) {
+    const [row] = await tx<{ epoch: string }[]>`
+      select epoch from partition_owner
+      where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
+      for share`;
+    if (row) epochs.set(id, Number(row.epoch));
+  }
+  live = live.filter((p) => {
+    const { lease } = p.turn;
+    const current = epochs.get(`${lease.groupId}\u0000${lease.topic}\u0000${lease.partition}`);
+    if (current === lease.epoch) return true;
+    failures.set(p, new FencedError(lease.topic, lease.partition, lease.epoch, current));
+    return false;
+  });
+
+  // 2. Inbox: message ids not seen before.
+  const withIds = live.filter((p) => p.turn.messageId !== null);
+  if (withIds.length > 0) {
+    const fresh = await tx<{ consumer: string; event_id: string }[]>`
+      insert into inbox (consumer, event_id)
+      select c, e::uuid from unnest(${withIds.map((p) => p.turn.kind)}::text[], ${withIds.map((p) => p.turn.messageId as string)}::text[]) as t(c, e)
+      on conflict do nothing
+      returning consumer, event_id`;
+    const freshIds = new Set(fresh.map((r) => `${r.consumer}\u0000${r.event_id}`));
+    live = live.filter((p) => {
+      const { kind, key, messageId } = p.turn;
+      if (messageId === null || freshIds.has(`${kind}\u0000${messageId}`)) return true;
+      failures.set(p, new DuplicateMessageError(kind, key, messageId));
+      return false;
+    });
+  }
+  if (live.length === 0) return new Map<Pending, number>();
+
+  // 3. State, from the version each turn loaded (optimistic check).
+  // Arrays go as text and are cast in SQL: postgres.js types a JS array by guessing from its elements.
+  const written = await tx<{ kind: string; actor_key: string }[]>`
+    insert into actor_state as a (kind, actor_key, state, version, last_partition, last_offset, parked_at, updated_at)
+    select k, ak, s::jsonb, v::bigint, p::int, o::bigint, case when pk = 't' then now() end, now()
+    from unnest(
+      ${live.map((p) => p.turn.kind)}::text[], ${live.map((p) => p.turn.key)}::text[],
+      ${live.map((p) => JSON.stringify(p.turn.state))}::text[],
+      ${live.map((p) => String(p.turn.expectedVersion + 1))}::text[],
+      ${live.map((p) => String(p.turn.partition))}::text[], ${live.map((p) => String(p.turn.offset))}::text[],
+      ${live.map((p) => (p.turn.parked === true ? "t" : "f"))}::text[]
+    ) as t(k, ak, s, v, p, o, pk)
+    on conflict (kind, actor_key) do update set
+      state = excluded.state, version = excluded.version, last_partition = excluded.last_partition,
+      last_offset = excluded.last_offset, parked_at = excluded.parked_at, updated_at = excluded.updated_at
+    where a.version = excluded.version - 1
+    returning kind, actor_key`;
+  const done = new Set(written.map((r) => `${r.kind}\u0000${r.actor_key}`));
+  const stale = live.filter((p) => !done.has(`${p.turn.kind}\u0000${p.turn.key}`));
+  for (const p of stale)
+    failures.set(p, new StaleStateError(p.turn.kind, p.turn.key, p.turn.expectedVersion));
+  const staleWithIds = stale.filter((p) => p.turn.messageId !== null);
+  if (staleWithIds.length > 0) {
+    // Their inbox rows were written in step 2: undo them, so the retried turns are not taken for duplicates.
+    await tx`
+      delete from inbox where (consumer, event_id) in (
+        select c, e::uuid from unnest(${staleWithIds.map((p) => p.turn.kind)}::text[], ${staleWithIds.map((p) => p.turn.messageId as string)}::text[]) as t(c, e))`;
+  }
+  live = live.filter((p) => done.has(`${p.turn.kind}\u0000${p.turn.key}`));
+
+  // 4. Outbox rows, in turn order then record order (raw bytes, rare here, take the row-by-row path).
+  const records = live.flatMap((p) => p.turn.outbox);
+  if (records.some((r) => Buffer.isBuffer(r.value))) {
+    await appendOutbox(tx, records);
+  } else if (records.length > 0) {
+    await tx`
+      insert into outbox (topic, message_key, headers, value)
+      select t, k, h::jsonb, v from unnest(
+        ${records.map((r) => r.topic)}::text[], ${records.map((r) => r.key)}::text[],
+        ${records.map((r) => JSON.stringify(r.headers ?? {}))}::text[],
+        ${records.map((r) => r.value as string)}::text[]) as x(t, k, h, v)`;
+  }
+
+  // 5. Timers (rare: one statement each).
+  for (const p of live) {
+    const turn = p.turn;
+    for (const timer of turn.timers) {
+      if (!timer.set) {
+        await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
+        continue;
+      }
+      const t = timer.set;
+      await tx`
+        insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
+        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
+          ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
+        on conflict (kind, actor_key, name) do update set
+          mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
+          message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
+    }
+  }
+  return new Map(live.map((p) => [p, p.turn.expectedVersion + 1]));
+}
