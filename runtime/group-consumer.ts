@@ -152,6 +152,9 @@ export class GroupConsumer {
         );
         const owned = { lease, worker: this.createWorker(lease), committed: -1n };
         this.owned.set(id, owned);
+        // kafkajs keeps a partition paused across rebalances: a pause left by a previous worker of this
+        // partition (backpressure before it was revoked) would stall the new one forever.
+        this.consumer.resume([{ topic, partitions: [partition] }]);
         this.options.log.debug({ ...lease }, "partition taken");
         return owned;
       })().finally(() => this.opening.delete(id));

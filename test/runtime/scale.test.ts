@@ -37,7 +37,19 @@ describe("hosts joining, leaving and pausing", () => {
     const { mailbox } = await freshTopics("rebalance");
     const kind = uniqueName("rebalance");
     const groupPrefix = uniqueName("g");
-    const a = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "host-a" });
+    // A small backlog bound, so A pauses partitions for backpressure and then loses and regains some of them.
+    const a = testHost({
+      actors: [sequenceActor(kind, mailbox)],
+      groupPrefix,
+      hostId: "host-a",
+      tuning: {
+        commitIntervalMs: 100,
+        sessionTimeoutMs: 6000,
+        heartbeatIntervalMs: 500,
+        drainTimeoutMs: 5000,
+        maxBufferedPerPartition: 100,
+      },
+    });
     hosts.push(a);
     await a.start();
     const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
