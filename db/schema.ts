@@ -56,7 +56,11 @@ export const outbox = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     publishedAt: timestamp("published_at", { withTimezone: true }),
   },
-  (t) => [index("outbox_unpublished_idx").on(t.id).where(sql`${t.publishedAt} is null`)],
+  (t) => [
+    index("outbox_unpublished_idx").on(t.id).where(sql`${t.publishedAt} is null`),
+    // Housekeeping deletes published rows by age (runtime/outbox-relay.ts).
+    index("outbox_published_at_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
+  ],
 );
 
 /** Event ids a reactor has handled, written in the same transaction as the reactor's own effect. */
@@ -67,7 +71,11 @@ export const inbox = pgTable(
     eventId: uuid("event_id").notNull(),
     handledAt: timestamp("handled_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
+  (t) => [
+    primaryKey({ columns: [t.consumer, t.eventId] }),
+    // Housekeeping deletes ids past retention by age (runtime/outbox-relay.ts).
+    index("inbox_handled_at_idx").on(t.handledAt),
+  ],
 );
 
 /** Who owns a partition of a consumer group, and since which epoch: the fence against zombie hosts. */

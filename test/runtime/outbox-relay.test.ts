@@ -21,7 +21,8 @@ describe("outbox relay housekeeping", () => {
     await database.sql`
       insert into inbox (consumer, event_id, handled_at) values
         (${consumer}, ${oldId}, ${hoursAgo(9 * 24)}), (${consumer}, ${newId}, ${hoursAgo(1)})`;
-    await relay.housekeep(now);
+    // Housekeeping deletes in bounded batches; the shared test database may hold older rows of earlier runs.
+    while ((await relay.housekeep(now)) > 0) {}
     const outbox = await database.sql<{ message_key: string }[]>`
       select message_key from outbox where topic = ${topic} order by id`;
     // The unpublished row stays, however old; it is never removed before it is sent.
