@@ -105,21 +105,26 @@ export async function commitTurn<S>(sql: postgres.Sql, turn: TurnCommit<S>): Pro
       returning version`;
     if (written.length === 0) throw new StaleStateError(turn.kind, turn.key, turn.expectedVersion);
     await appendOutbox(tx, turn.outbox);
-    for (const timer of turn.timers) {
-      if (!timer.set) {
-        await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
-        continue;
-      }
-      const t = timer.set;
-      await tx`
-        insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
-        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
-          ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
-        on conflict (kind, actor_key, name) do update set
-          mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
-          message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
-    }
+    await writeTimers(tx, turn);
     await turn.also?.(tx);
     return version;
   });
+}
+
+/** Sets or cancels the turn's durable timers, inside its transaction. */
+export async function writeTimers(tx: postgres.TransactionSql, turn: TurnCommit<unknown>): Promise<void> {
+  for (const timer of turn.timers) {
+    if (!timer.set) {
+      await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
+      continue;
+    }
+    const t = timer.set;
+    await tx`
+      insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
+      values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
+        ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
+      on conflict (kind, actor_key, name) do update set
+        mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
+        message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
+  }
 }

@@ -11,7 +11,7 @@
  * one batch, and outbox rows of one key are inserted in turn order: per-key order holds for the relay.
  */
 import type postgres from "postgres";
-import { DuplicateMessageError, StaleStateError, type TurnCommit } from "./actor-store.ts";
+import { DuplicateMessageError, StaleStateError, type TurnCommit, writeTimers } from "./actor-store.ts";
 import { FencedError } from "./errors.ts";
 import { appendOutbox } from "./outbox.ts";
 
@@ -164,23 +164,7 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
         ${records.map((r) => r.value as string)}::text[]) as x(t, k, h, v)`;
   }
 
-  // 5. Timers (rare: one statement each).
-  for (const p of live) {
-    const turn = p.turn;
-    for (const timer of turn.timers) {
-      if (!timer.set) {
-        await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
-        continue;
-      }
-      const t = timer.set;
-      await tx`
-        insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
-        values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
-          ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
-        on conflict (kind, actor_key, name) do update set
-          mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
-          message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
-    }
-  }
+  // 5. Timers (rare: a statement each).
+  for (const p of live) await writeTimers(tx, p.turn);
   return new Map(live.map((p) => [p, p.turn.expectedVersion + 1]));
 }
