@@ -293,8 +293,9 @@ export class ActorRunner<S, M extends MessageSchemas> {
       parked: park,
       outbox: [],
       timers: [],
-      also: (tx) =>
-        writeDeadLetter(tx, this.deadLetterInput(record, error, attempts, firstFailureAt, status)),
+      also: async (tx) => {
+        await writeDeadLetter(tx, this.deadLetterInput(record, error, attempts, firstFailureAt, status));
+      },
     });
     cell.version = version;
     cell.lastPartition = record.partition;

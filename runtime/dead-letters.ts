@@ -42,8 +42,11 @@ export const DLT_HEADERS = {
 
 export const REPLAY_HEADER = "pitstop-replay-of";
 
-/** Inside a transaction: records the dead letter and queues its `.dlt` record. Idempotent per source offset. */
-export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<void> {
+/**
+ * Inside a transaction: records the dead letter and queues its `.dlt` record. Idempotent per source offset:
+ * returns false when this record was already dead-lettered (a redelivery).
+ */
+export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<boolean> {
   const { record, error } = input;
   const inserted = await tx`
     insert into dead_letter (consumer, source_topic, source_partition, source_offset, message_key, value, headers,
@@ -54,7 +57,7 @@ export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<v
       ${input.status})
     on conflict do nothing
     returning id`;
-  if (inserted.length === 0) return; // already dead-lettered before a crash: the .dlt record is queued too
+  if (inserted.length === 0) return false; // already dead-lettered before a crash: the .dlt record is queued too
   await appendOutbox(tx, [
     {
       topic: deadLetterTopic(record.topic),
@@ -78,6 +81,7 @@ export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<v
       },
     },
   ]);
+  return true;
 }
 
 export type DeadLetter = typeof schema.deadLetter.$inferSelect;

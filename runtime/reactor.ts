@@ -151,9 +151,9 @@ export class ReactorRunner {
     attempts: number,
     first: Date,
   ) {
-    await this.deps.sql.begin(async (tx) => {
+    const fresh = await this.deps.sql.begin(async (tx) => {
       await checkLease(tx, lease);
-      await writeDeadLetter(tx, {
+      return writeDeadLetter(tx, {
         consumer: this.definition.name,
         record,
         error,
@@ -164,7 +164,8 @@ export class ReactorRunner {
         status: "dead",
       });
     });
-    this.stats.deadLetters++;
+    // Counted once per record: a redelivered poison record finds its dead letter already written.
+    if (fresh) this.stats.deadLetters++;
     this.deps.outboxWritten();
   }
 }

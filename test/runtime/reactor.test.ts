@@ -62,20 +62,18 @@ describe("reactors", () => {
     await waitFor(
       () =>
         (host.stats().reactors[name]?.handled ?? 0) >= 4 &&
-        (host.stats().reactors[name]?.duplicates ?? 0) >= 2,
-      {
-        what: "four handled, two duplicates",
-      },
+        (host.stats().reactors[name]?.duplicates ?? 0) >= 2 &&
+        (host.stats().reactors[name]?.deadLetters ?? 0) >= 1,
+      { what: "four handled, two duplicates, one dead letter" },
     );
     const rows = await database.sql<{ event_id: string; seq: number }[]>`
       select event_id, seq from test_reactor_effect where reactor = ${name} order by seq`;
     expect(rows.map((r) => [r.event_id, r.seq])).toEqual(sent.map((e) => [e.eventId, e.payload.seq]));
-    expect(host.stats().reactors[name]).toMatchObject({
-      handled: 4,
-      duplicates: 2,
-      retries: 2,
-      deadLetters: 1,
-    });
+    // A rebalance while the group forms may deliver a partition's records again: more duplicates are then
+    // seen, but the writes above stay once per eventId and the dead letter once per record.
+    const stats = host.stats().reactors[name];
+    expect(stats).toMatchObject({ handled: 4, retries: 2, deadLetters: 1 });
+    expect(stats?.duplicates).toBeGreaterThanOrEqual(2);
     const letters = await listDeadLetters(database.db, { consumer: name });
     expect(letters.map((l) => [l.errorClass, l.value?.toString()])).toEqual([
       ["DecodeError", "not an event"],
