@@ -3,9 +3,9 @@
  * handler under the kind's supervision policy (retries with backoff in the key's own mailbox, so other keys keep
  * flowing), commits each turn atomically, dead-letters what cannot be handled, and passivates idle actors.
  */
-import { newEnvelope } from "../topics/index.ts";
 import {
   type ActorDefinition,
+  classifyUnder,
   DEFAULT_SUPERVISION,
   type MessageSchemas,
   type SupervisionPolicy,
@@ -26,7 +26,7 @@ import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./error
 import { checkLease, type PartitionLease } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import { messageDecoder } from "./message.ts";
-import { envelopeRecord, type OutboxRecord } from "./outbox.ts";
+import { causedRecord, type OutboxRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 
 interface Cell<S> extends ActorSnapshot<S> {
@@ -169,9 +169,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
             ),
           );
         }
-        const info = classifyError(error);
-        const override = this.policy.isRetryable?.(error);
-        if (override !== undefined) info.retryable = override;
+        const info = classifyUnder(this.policy, error);
         firstFailureAt.push(now);
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
@@ -201,30 +199,12 @@ export class ActorRunner<S, M extends MessageSchemas> {
     now: Date,
   ): Promise<void> {
     const cause = message.envelope;
-    const outbox: OutboxRecord[] = [];
-    for (const event of result.emit ?? []) {
-      const key = event.key ?? cell.key;
-      const envelope = newEnvelope({
-        eventType: event.type,
-        entityId: key,
-        payload: event.payload,
-        correlationId: cause.correlationId,
-        causationId: cause.eventId,
-        occurredAt: now,
-      });
-      outbox.push(envelopeRecord(event.topic, key, envelope));
-    }
-    for (const command of result.send ?? []) {
-      const envelope = newEnvelope({
-        eventType: command.type,
-        entityId: command.to.key,
-        payload: command.payload,
-        correlationId: cause.correlationId,
-        causationId: cause.eventId,
-        occurredAt: now,
-      });
-      outbox.push(envelopeRecord(command.to.mailbox, command.to.key, envelope));
-    }
+    const outbox: OutboxRecord[] = [
+      ...(result.emit ?? []).map((e) =>
+        causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now),
+      ),
+      ...(result.send ?? []).map((c) => causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now)),
+    ];
     const timers: TimerWrite[] = (result.timers ?? []).map((t) =>
       "cancel" in t
         ? { name: t.cancel }

@@ -15,6 +15,7 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Envelope } from "../topics/index.ts";
 import type { BackoffPolicy } from "./backoff.ts";
+import { classifyError, type ErrorInfo } from "./errors.ts";
 
 export type MessageSchemas = Record<string, TSchema>;
 
@@ -123,4 +124,11 @@ export function actorRef<M extends MessageSchemas>(
   key: string,
 ): ActorRef<M> {
   return { kind: definition.kind, mailbox: definition.mailbox, key };
+}
+
+/** Classifies a handler's error, letting the kind's `isRetryable` override the default answer. */
+export function classifyUnder(policy: SupervisionPolicy, error: unknown): ErrorInfo {
+  const info = classifyError(error);
+  const override = policy.isRetryable?.(error);
+  return override === undefined ? info : { ...info, retryable: override };
 }

@@ -2,7 +2,7 @@
  * The transactional outbox: records a turn wants published are rows written in the turn's own transaction;
  * the relay (outbox-relay.ts) publishes them afterwards. A crash never loses one; at worst one is sent twice.
  */
-import { type Envelope, encodeEnvelope } from "../topics/index.ts";
+import { type Envelope, encodeEnvelope, newEnvelope } from "../topics/index.ts";
 import type { Tx } from "./fence.ts";
 
 export interface OutboxRecord {
@@ -21,6 +21,26 @@ export function envelopeRecord(
   headers: Record<string, string> = {},
 ) {
   return { topic, key, headers, value: encodeEnvelope(envelope).toString("utf8") } satisfies OutboxRecord;
+}
+
+/** The outbox record of an event or command that `cause` led to: same correlation, caused by it. */
+export function causedRecord(
+  topic: string,
+  key: string,
+  type: string,
+  payload: Record<string, unknown>,
+  cause: Envelope,
+  now: Date,
+): OutboxRecord {
+  const envelope = newEnvelope({
+    eventType: type,
+    entityId: key,
+    payload,
+    correlationId: cause.correlationId,
+    causationId: cause.eventId,
+    occurredAt: now,
+  });
+  return envelopeRecord(topic, key, envelope);
 }
 
 export async function appendOutbox(tx: Tx, records: OutboxRecord[]): Promise<void> {

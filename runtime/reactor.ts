@@ -13,14 +13,14 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
-import { decodeEnvelope, type Envelope, newEnvelope } from "../topics/index.ts";
-import { DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
+import { decodeEnvelope, type Envelope } from "../topics/index.ts";
+import { classifyUnder, DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
 import { writeDeadLetter } from "./dead-letters.ts";
 import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./errors.ts";
 import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
-import { appendOutbox, envelopeRecord } from "./outbox.ts";
+import { appendOutbox, causedRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 
 export interface ReactorContext {
@@ -97,18 +97,7 @@ export class ReactorRunner {
           const emits = result?.emit ?? [];
           await appendOutbox(
             tx,
-            emits.map((e) => {
-              const key = e.key ?? event.entityId;
-              const envelope = newEnvelope({
-                eventType: e.type,
-                entityId: key,
-                payload: e.payload,
-                correlationId: event.correlationId,
-                causationId: event.eventId,
-                occurredAt: now,
-              });
-              return envelopeRecord(e.topic, key, envelope);
-            }),
+            emits.map((e) => causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now)),
           );
           return emits.length > 0 ? ("emitted" as const) : ("handled" as const);
         });
@@ -121,9 +110,7 @@ export class ReactorRunner {
           this.stats.fenced++;
           throw error;
         }
-        const info = classifyError(error);
-        const override = this.policy.isRetryable?.(error);
-        if (override !== undefined) info.retryable = override;
+        const info = classifyUnder(this.policy, error);
         firstFailure ??= now;
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
