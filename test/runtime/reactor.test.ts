@@ -45,7 +45,8 @@ describe("reactors", () => {
     const sent = [1, 2, 3, 4].map((seq) =>
       newEnvelope({ eventType: "THING_HAPPENED", entityId: `e${seq % 2}`, payload: { seq } }),
     );
-    const producer = kafka.producer();
+    // Idempotent: a plain producer that retries a request after a partial failure writes records twice.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({
       topic: events,

@@ -129,7 +129,8 @@ describe("supervision", () => {
     const { mailbox } = await freshTopics("poison", 1);
     const kind = uniqueName("poison");
     await started(testHost({ actors: [sequenceActor(kind, mailbox)] }));
-    const producer = kafka.producer();
+    // Idempotent: a plain producer that retries a request after a partial failure writes records twice.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const good = (seq: number) =>
       encodeEnvelope(newEnvelope({ eventType: "STEP", entityId: "k", payload: { seq } }));
