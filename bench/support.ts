@@ -389,7 +389,11 @@ export async function runtimePass(
     relay: false, // these actors write no outbox rows
     tuning,
   });
-  const turns = () => host.stats().actors[actor.kind]?.turns ?? 0;
+  // Turns handled: committed ones, plus no-op turns a `noopTurns: "skip"` kind does not commit.
+  const turns = () => {
+    const a = host.stats().actors[actor.kind];
+    return a ? a.turns + a.noops : 0;
+  };
   const connecting = performance.now();
   const cpu = cpuMeter();
   await host.start();
@@ -407,10 +411,11 @@ export async function runtimePass(
   const all = host.stats();
   const stats = all.actors[actor.kind] as RuntimePassResult["stats"];
   const groupCommit = (all as { groupCommit?: RuntimePassResult["groupCommit"] }).groupCommit;
+  const handled = stats.turns + stats.noops;
   return {
-    records: stats.turns,
+    records: handled,
     ms: last - first,
-    rate: perSecond(stats.turns, last - first),
+    rate: perSecond(handled, last - first),
     msFromConnect: last - connecting,
     cpu: used,
     stats,

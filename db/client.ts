@@ -40,6 +40,9 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Databa
   const sql = postgres(url, {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
+    // Seconds before reconnecting after a failed connect, by failures in a row. postgres.js' default grows to
+    // 20 s, which leaves a host idle up to 20 s after Postgres is back; 2 s at most, with jitter.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.1 * 2 ** retries, 2),
     onnotice: () => {}, // "already exists, skipping" notices from idempotent DDL are not news
     connection: {
       application_name: options.applicationName ?? "pitstop",

@@ -17,12 +17,13 @@ import {
   commitTurn,
   DuplicateMessageError,
   loadActor,
+  loadActors,
   StaleStateError,
   type TimerWrite,
 } from "./actor-store.ts";
 import { backoffDelay } from "./backoff.ts";
 import { writeDeadLetter } from "./dead-letters.ts";
-import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./errors.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError, isUnavailable } from "./errors.ts";
 import { checkLease, type PartitionLease } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import { messageDecoder } from "./message.ts";
@@ -47,8 +48,13 @@ export class ActorRunner<S, M extends MessageSchemas> {
   private readonly cells = new Map<string, Cell<S>>();
   private readonly decode: ReturnType<typeof messageDecoder<M>>;
   private readonly policy: SupervisionPolicy;
+  private readonly skipNoops: boolean;
+  /** Activations in progress, shared by a batch prefetch and the turns that wait for it. */
+  private readonly loading = new Map<string, Promise<ActorSnapshot<S>>>();
   readonly stats = {
     turns: 0,
+    /** No-op turns not committed (noopTurns: "skip"). */
+    noops: 0,
     skipped: 0,
     duplicates: 0,
     retries: 0,
@@ -65,6 +71,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
   ) {
     this.decode = messageDecoder(definition.messages);
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
+    this.skipNoops = definition.noopTurns === "skip";
   }
 
   get activeActors(): number {
@@ -151,6 +158,11 @@ export class ActorRunner<S, M extends MessageSchemas> {
           now,
         };
         const result = await this.definition.handle(cell.state, message, ctx);
+        if (this.skipNoops && isNoop(cell.state, result)) {
+          this.stats.noops++;
+          this.afterCommit(cell, record, result);
+          return;
+        }
         await this.commit(lease, cell, record, message, result, now);
         this.stats.turns++;
         this.afterCommit(cell, record, result);
@@ -179,6 +191,15 @@ export class ActorRunner<S, M extends MessageSchemas> {
           );
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
+        }
+        if (isUnavailable(error)) {
+          // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
+          // its committed position once the consumer is back (group-consumer.ts).
+          this.deps.log.error(
+            { kind: this.definition.kind, key: cell.key, attempts: attempt, err: info },
+            "dependency unavailable; partition will be re-read",
+          );
+          throw error;
         }
         this.deps.log.error(
           { kind: this.definition.kind, key: cell.key, attempts: attempt, err: info },
@@ -319,12 +340,42 @@ export class ActorRunner<S, M extends MessageSchemas> {
       this.cells.set(key, existing);
       return existing;
     }
-    const snapshot = await loadActor(this.deps.sql, this.definition.kind, key, () =>
-      this.definition.initialState(key),
-    );
+    const snapshot = await (this.loading.get(key) ?? this.loadOne(key));
+    // Another turn of this key cannot have activated it meanwhile: a key runs one turn at a time.
     const cell: Cell<S> = { ...snapshot, key, partition, running: false, lastUsed: Date.now() };
     this.cells.set(key, cell);
     return cell;
+  }
+
+  private loadOne(key: string): Promise<ActorSnapshot<S>> {
+    const load = loadActor(this.deps.sql, this.definition.kind, key, () => this.definition.initialState(key));
+    this.loading.set(key, load);
+    return load.finally(() => this.loading.delete(key));
+  }
+
+  /**
+   * Starts loading, in one query, the actors of a fetched batch that are not in memory: activating them one
+   * select per key would cost a round trip each. Their turns await the shared load.
+   */
+  prefetch(records: readonly InboundRecord[]): void {
+    const keys = new Set<string>();
+    for (const r of records) {
+      if (r.key && !this.cells.has(r.key) && !this.loading.has(r.key)) keys.add(r.key);
+    }
+    if (keys.size < 2) return;
+    const all = loadActors(this.deps.sql, this.definition.kind, [...keys], (key) =>
+      this.definition.initialState(key),
+    );
+    for (const key of keys) {
+      const one = all.then((found) => found.get(key) as ActorSnapshot<S>);
+      this.loading.set(key, one);
+      // A failed batch load fails the turns that wait for it (retried under supervision); not unhandled here.
+      one
+        .catch(() => {})
+        .finally(() => {
+          if (this.loading.get(key) === one) this.loading.delete(key);
+        });
+    }
   }
 
   /** Forgets in-memory actors of a partition (revoked or fenced): their state is reloaded by whoever owns it next. */
@@ -362,6 +413,16 @@ export class ActorRunner<S, M extends MessageSchemas> {
     const cell = this.cells.get(key);
     return cell ? { state: cell.state, version: cell.version } : undefined;
   }
+}
+
+/** Same state object back and nothing to emit, send or schedule: the turn changed nothing. */
+function isNoop<S>(before: S, result: TurnResult<S>): boolean {
+  return (
+    result.state === before &&
+    (result.emit?.length ?? 0) === 0 &&
+    (result.send?.length ?? 0) === 0 &&
+    (result.timers?.length ?? 0) === 0
+  );
 }
 
 /** Header of a command whose sender waits for the reply on this NATS subject. */

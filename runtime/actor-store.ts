@@ -16,23 +16,16 @@ export interface ActorSnapshot<S> {
   parked: boolean;
 }
 
-export async function loadActor<S>(
-  sql: postgres.Sql,
-  kind: string,
-  key: string,
-  initial: () => S,
-): Promise<ActorSnapshot<S>> {
-  const [row] = await sql<
-    {
-      state: S;
-      version: string;
-      last_partition: number | null;
-      last_offset: string | null;
-      parked: boolean;
-    }[]
-  >`
-    select state, version, last_partition, last_offset, parked_at is not null as parked
-    from actor_state where kind = ${kind} and actor_key = ${key}`;
+interface StateRow<S> {
+  actor_key: string;
+  state: S;
+  version: string;
+  last_partition: number | null;
+  last_offset: string | null;
+  parked: boolean;
+}
+
+function snapshotOf<S>(row: StateRow<S> | undefined, initial: () => S): ActorSnapshot<S> {
   if (!row) return { state: initial(), version: 0, lastPartition: null, lastOffset: null, parked: false };
   return {
     state: row.state,
@@ -41,6 +34,32 @@ export async function loadActor<S>(
     lastOffset: row.last_offset === null ? null : BigInt(row.last_offset),
     parked: row.parked,
   };
+}
+
+export async function loadActor<S>(
+  sql: postgres.Sql,
+  kind: string,
+  key: string,
+  initial: () => S,
+): Promise<ActorSnapshot<S>> {
+  const [row] = await sql<StateRow<S>[]>`
+    select actor_key, state, version, last_partition, last_offset, parked_at is not null as parked
+    from actor_state where kind = ${kind} and actor_key = ${key}`;
+  return snapshotOf(row, initial);
+}
+
+/** Loads many actors of a kind in one query; keys without a row get their initial state. */
+export async function loadActors<S>(
+  sql: postgres.Sql,
+  kind: string,
+  keys: string[],
+  initial: (key: string) => S,
+): Promise<Map<string, ActorSnapshot<S>>> {
+  const rows = await sql<StateRow<S>[]>`
+    select actor_key, state, version, last_partition, last_offset, parked_at is not null as parked
+    from actor_state where kind = ${kind} and actor_key = any(${keys}::text[])`;
+  const byKey = new Map(rows.map((r) => [r.actor_key, r]));
+  return new Map(keys.map((key) => [key, snapshotOf(byKey.get(key), () => initial(key))]));
 }
 
 /** The actor's row changed under us (another writer): reload and try again. */

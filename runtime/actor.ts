@@ -104,6 +104,13 @@ export interface ActorDefinition<S, M extends MessageSchemas> {
   messages: M;
   handle: (state: S, message: MessageOf<M>, ctx: TurnContext) => TurnResult<S> | Promise<TurnResult<S>>;
   supervision?: Partial<SupervisionPolicy>;
+  /**
+   * A turn that returns the same state object and no emit/send/timers changed nothing. `commit` (the default)
+   * still records "this key handled this message" so that a copy of it (the relay may send a command twice)
+   * is refused; `skip` commits nothing for it, so such a copy is decided again, against the state of its own
+   * time. Choose `skip` only for kinds whose no-op decisions may be re-made (queries, idempotent commands).
+   */
+  noopTurns?: "commit" | "skip";
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry of kinds holds actors of any state and messages

@@ -81,3 +81,29 @@ export function classifyError(error: unknown): ErrorInfo {
   }
   return { errorClass: typeof error, message: String(error), retryable: true };
 }
+
+// postgres.js connection failures, Node socket errors, and SQLSTATE classes for "cannot reach the server".
+const UNAVAILABLE_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+]);
+
+/**
+ * Whether an error says a dependency (Postgres) cannot be reached, rather than that this message is bad. Such a
+ * failure must not dead-letter the message: the partition is given up and read again once the dependency is back.
+ */
+export function isUnavailable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code !== "string") continue;
+    if (UNAVAILABLE_CODES.has(code) || /^(08|57P0[123])/.test(code)) return true;
+  }
+  return false;
+}

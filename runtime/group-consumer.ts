@@ -27,6 +27,8 @@ export interface GroupConsumerOptions {
   groupId: string;
   topics: string[];
   handle(lease: PartitionLease, record: InboundRecord): Promise<void>;
+  /** Told of each fetched batch before its records are handled (to load their actors together). */
+  prefetch?(records: readonly InboundRecord[]): void;
   /** A partition's in-memory actors are no longer ours. */
   release(topic: string, partition: number): void;
   maxConcurrency: number;
@@ -35,6 +37,8 @@ export interface GroupConsumerOptions {
   drainTimeoutMs: number;
   sessionTimeoutMs: number;
   heartbeatIntervalMs: number;
+  /** kafkajs' retries inside the consumer before it crashes (a crash is then restarted by us, with backoff). */
+  retry: { retries: number; initialRetryTime: number; maxRetryTime: number };
 }
 
 interface Owned {
@@ -50,6 +54,8 @@ export class GroupConsumer {
   private readonly owned = new Map<string, Owned>();
   private readonly opening = new Map<string, Promise<Owned>>();
   private readonly fencedUntilRejoin = new Set<string>();
+  /** Partitions whose worker failed: re-read from this offset (its first unfinished record) by a new worker. */
+  private readonly rereadFrom = new Map<string, bigint>();
   private commitTimer: Timer | undefined;
   private stopping = false;
   private restarting: Promise<void> | undefined;
@@ -60,6 +66,8 @@ export class GroupConsumer {
     fencedPartitions: 0,
     commits: 0,
     crashes: 0,
+    restarts: 0,
+    workerFailures: 0,
   };
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -73,6 +81,9 @@ export class GroupConsumer {
       heartbeatInterval: this.options.heartbeatIntervalMs,
       rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, this.options.drainTimeoutMs * 2),
       maxWaitTimeInMs: 100,
+      // Every crash comes to our restart(), which also drops the partitions' workers and actors: kafkajs
+      // restarting itself would leave them behind.
+      retry: { ...this.options.retry, restartOnFailure: async () => false },
     });
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       void this.onAssignment(event.payload.memberAssignment as Record<string, number[]>);
@@ -108,6 +119,7 @@ export class GroupConsumer {
           this.abandonAll();
           this.consumer = this.createConsumer();
           await this.start();
+          this.stats.restarts++;
           this.options.log.warn({ groupId: this.options.groupId, attempt }, "consumer restarted");
           return;
         } catch (error) {
@@ -127,8 +139,20 @@ export class GroupConsumer {
     if (this.stopping || batch.messages.length === 0) return;
     const id = tp(batch.topic, batch.partition);
     if (this.fencedUntilRejoin.has(id)) return;
-    const owned = this.owned.get(id) ?? (await this.take(batch.topic, batch.partition));
-    owned.worker.push(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)));
+    let owned = this.owned.get(id);
+    if (!owned) {
+      const from = this.rereadFrom.get(id);
+      const first = BigInt((batch.messages[0] as { offset: string }).offset);
+      if (from !== undefined && first > from) {
+        // Fetched before the seek back to the failed worker's first unfinished record took effect.
+        this.seekBack(batch.topic, batch.partition, from);
+        return;
+      }
+      owned = await this.take(batch.topic, batch.partition);
+    }
+    const records = batch.messages.map((m) => toInbound(batch.topic, batch.partition, m));
+    this.options.prefetch?.(records);
+    owned.worker.push(records);
     const last = batch.lastOffset();
     if (last !== undefined) resolveOffset(last);
     await heartbeat();
@@ -150,7 +174,9 @@ export class GroupConsumer {
           { groupId: this.options.groupId, topic, partition },
           this.options.hostId,
         );
-        const owned = { lease, worker: this.createWorker(lease), committed: -1n };
+        const from = this.rereadFrom.get(id);
+        this.rereadFrom.delete(id);
+        const owned = { lease, worker: this.createWorker(lease, from), committed: -1n };
         this.owned.set(id, owned);
         // kafkajs keeps a partition paused across rebalances: a pause left by a previous worker of this
         // partition (backpressure before it was revoked) would stall the new one forever.
@@ -163,12 +189,13 @@ export class GroupConsumer {
     return opening;
   }
 
-  private createWorker(lease: PartitionLease): PartitionWorker {
+  private createWorker(lease: PartitionLease, startOffset?: bigint): PartitionWorker {
     const { topic, partition } = lease;
     const id = tp(topic, partition);
     const worker = new PartitionWorker({
       topic,
       partition,
+      startOffset,
       handle: (record) => this.options.handle(lease, record),
       maxConcurrency: this.options.maxConcurrency,
       maxBuffered: this.options.maxBuffered,
@@ -189,15 +216,36 @@ export class GroupConsumer {
             "partition fenced; paused until rebalance",
           );
         } else {
-          this.options.log.error({ err: error, topic, partition }, "partition worker failed; will reopen");
+          // Kafka has handed us records past the failed one: read the partition again from its first
+          // unfinished record, or a new worker would start after it and commit past it.
+          this.stats.workerFailures++;
+          const from = worker.committable();
+          if (from !== undefined) {
+            this.rereadFrom.set(id, from);
+            this.seekBack(topic, partition, from);
+          }
+          this.options.log.error(
+            { err: error, topic, partition, rereadFrom: from?.toString() },
+            "partition worker failed; will re-read",
+          );
         }
       },
     });
     return worker;
   }
 
+  /** Seeks a partition back; a consumer that is not running (crashed, restarting) re-reads from the commit anyway. */
+  private seekBack(topic: string, partition: number, offset: bigint): void {
+    try {
+      this.consumer.seek({ topic, partition, offset: offset.toString() });
+    } catch (error) {
+      this.options.log.warn({ err: error, topic, partition }, "seek back skipped: consumer not running");
+    }
+  }
+
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
     this.stats.rebalances++;
+    this.rereadFrom.clear(); // after a join, every partition is read from its committed offset
     const assigned = new Set(
       Object.entries(assignment).flatMap(([topic, ps]) => ps.map((p) => tp(topic, p))),
     );

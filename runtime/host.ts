@@ -63,6 +63,8 @@ export interface HostTuning {
   timerPollIntervalMs: number;
   /** Commit turns in batches (see group-commit.ts); `false` for one transaction per turn. */
   groupCommit: false | { maxBatch: number; maxInFlight: number };
+  /** kafkajs' retries inside a consumer before it crashes; the host then re-creates it, with backoff. */
+  consumerRetry: { retries: number; initialRetryTime: number; maxRetryTime: number };
 }
 
 export const DEFAULT_TUNING: HostTuning = {
@@ -77,6 +79,7 @@ export const DEFAULT_TUNING: HostTuning = {
   relayPollIntervalMs: 50,
   timerPollIntervalMs: 250,
   groupCommit: { maxBatch: 128, maxInFlight: 4 },
+  consumerRetry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
 };
 
 export interface Host {
@@ -136,6 +139,7 @@ export function createHost(options: HostOptions): Host {
     drainTimeoutMs: tuning.drainTimeoutMs,
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs: tuning.heartbeatIntervalMs,
+    retry: tuning.consumerRetry,
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
@@ -153,6 +157,7 @@ export function createHost(options: HostOptions): Host {
       groupId,
       topics: [definition.mailbox],
       handle: (lease, record) => runner.handle(lease, record),
+      prefetch: (records) => runner.prefetch(records),
       release: (_topic, partition) => runner.dropPartition(partition),
     });
     consumers.set(groupId, consumer);

@@ -17,7 +17,7 @@ import { decodeEnvelope, type Envelope } from "../topics/index.ts";
 import { classifyUnder, DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
 import { writeDeadLetter } from "./dead-letters.ts";
-import { classifyError, DecodeError, type ErrorInfo, FencedError } from "./errors.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError, isUnavailable } from "./errors.ts";
 import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import { appendOutbox, causedRecord } from "./outbox.ts";
@@ -120,6 +120,15 @@ export class ReactorRunner {
           );
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
+        }
+        if (isUnavailable(error)) {
+          // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
+          // its committed position once the consumer is back (group-consumer.ts).
+          this.deps.log.error(
+            { reactor: this.definition.name, attempts: attempt, err: info },
+            "dependency unavailable; partition will be re-read",
+          );
+          throw error;
         }
         this.deps.log.error(
           { reactor: this.definition.name, attempts: attempt, err: info },

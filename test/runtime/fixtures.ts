@@ -115,18 +115,19 @@ export async function actorStates<S>(
   return new Map(rows.map((r) => [r.actorKey, { state: r.state as S, version: r.version }]));
 }
 
-/** Sends STEP 1..n to each key, interleaving keys, in batches (one produce request per batch). */
+/** Sends STEP firstSeq..firstSeq+perKey-1 (1..perKey by default) to each key, interleaving keys, in batches (one produce request per batch). */
 export async function sendSteps(
   mailbox: string,
   keys: string[],
   perKey: number,
   extra: (key: string, seq: number) => Record<string, unknown> = () => ({}),
+  firstSeq = 1,
 ) {
   const { encodeEnvelope, newEnvelope } = await import("../../topics/index.ts");
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
-    for (let seq = 1; seq <= perKey; seq++) {
+    for (let seq = firstSeq; seq < firstSeq + perKey; seq++) {
       const messages = keys.map((key) => ({
         key,
         value: encodeEnvelope(
