@@ -90,7 +90,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
       this.stats.deadLetters++;
       return;
     }
-    const cell = await this.activate(record.key, record.partition);
+    const cell = this.touch(record.key) ?? (await this.activate(record.key, record.partition));
     cell.running = true;
     try {
       if (
@@ -157,7 +157,9 @@ export class ActorRunner<S, M extends MessageSchemas> {
           attempt,
           now,
         };
-        const result = await this.definition.handle(cell.state, message, ctx);
+        const returned = this.definition.handle(cell.state, message, ctx);
+        // A handler that returns synchronously is not awaited: one microtask less per turn.
+        const result = returned instanceof Promise ? await returned : returned;
         if (this.skipNoops && isNoop(cell.state, result)) {
           this.stats.noops++;
           this.afterCommit(cell, record, result);
@@ -332,14 +334,20 @@ export class ActorRunner<S, M extends MessageSchemas> {
     };
   }
 
-  private async activate(key: string, partition: number): Promise<Cell<S>> {
+  /** The actor if it is in memory, marked most recently used (no await on the hot path). */
+  private touch(key: string): Cell<S> | undefined {
     const existing = this.cells.get(key);
     if (existing) {
       // Re-insert: a Map iterates in insertion order, so the front is the least recently used.
       this.cells.delete(key);
       this.cells.set(key, existing);
-      return existing;
     }
+    return existing;
+  }
+
+  private async activate(key: string, partition: number): Promise<Cell<S>> {
+    const existing = this.touch(key);
+    if (existing) return existing;
     const snapshot = await (this.loading.get(key) ?? this.loadOne(key));
     // Another turn of this key cannot have activated it meanwhile: a key runs one turn at a time.
     const cell: Cell<S> = { ...snapshot, key, partition, running: false, lastUsed: Date.now() };
