@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, DEV_JWT_SECRET, loadConfig } from "./config.ts";
 
 describe("configuration", () => {
   test("defaults point at the loopback services and the single broker", () => {
@@ -13,7 +13,21 @@ describe("configuration", () => {
       nats: { servers: ["nats://127.0.0.1:4222"] },
       manageInfra: true,
       logLevel: "info",
+      namespace: "",
+      auth: { jwtSecret: DEV_JWT_SECRET, tokenTtlSeconds: 86_400 },
+      service: { askTimeoutMs: 3000, invoiceDueMs: 86_400_000, paymentAttempts: 3, paymentRetryMs: 1000 },
     });
+  });
+
+  test("production refuses the development JWT secret and a short one", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(
+      "JWT_SECRET must be set in production (the development secret is refused)",
+    );
+    expect(() => loadConfig({ NODE_ENV: "production", JWT_SECRET: "short" })).toThrow(
+      "JWT_SECRET must be at least 32 characters",
+    );
+    const secret = "x".repeat(40);
+    expect(loadConfig({ NODE_ENV: "production", JWT_SECRET: secret }).auth.jwtSecret).toBe(secret);
   });
 
   test("under test the database, Redis db and log level change; the 3-broker size brings its brokers", () => {

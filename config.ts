@@ -13,6 +13,13 @@
  * | NATS_URL             | nats://127.0.0.1:4222                          | comma-separated server list               |
  * | PITSTOP_MANAGE_INFRA | true                                           | start Kafka and stopped local services    |
  * | LOG_LEVEL            | info (warn under test)                         | pino level                                |
+ * | PITSTOP_NAMESPACE    | (none)                                         | prefixes topics, groups and NATS subjects |
+ * | JWT_SECRET           | a dev secret, refused in production            | HS256 key of bearer tokens (>= 32 chars)  |
+ * | TOKEN_TTL_SECONDS    | 86400                                          | lifetime of minted tokens                 |
+ * | ASK_TIMEOUT_MS       | 3000                                           | HTTP waits this long for an actor's reply |
+ * | INVOICE_DUE_MS       | 86400000 (24 h)                                | unpaid invoice reminder after this        |
+ * | PAYMENT_ATTEMPTS     | 3                                              | gateway calls per payment (the seed's 3)  |
+ * | PAYMENT_RETRY_MS     | 1000                                           | between gateway attempts (the seed's 1 s) |
  */
 
 export type Env = "development" | "test" | "production";
@@ -27,7 +34,14 @@ export interface Config {
   /** Start the project's own Kafka and any stopped local Postgres/Redis/NATS before running. */
   manageInfra: boolean;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Empty for the real deployment; tests run in a namespace of their own (topics, groups, NATS subjects). */
+  namespace: string;
+  auth: { jwtSecret: string; tokenTtlSeconds: number };
+  service: { askTimeoutMs: number; invoiceDueMs: number; paymentAttempts: number; paymentRetryMs: number };
 }
+
+/** The development secret: fine on a laptop, refused when NODE_ENV=production. */
+export const DEV_JWT_SECRET = "pitstop-dev-secret-do-not-use-in-production";
 
 /** Broker addresses of the clusters the project's scripts start (see infra/kafka-cluster.ts). */
 export const clusterBrokers = {
@@ -99,6 +113,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     return items;
   };
 
+  const int = (key: string, fallback: number, min: number, max: number) => {
+    const raw = read(key);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (Number.isInteger(value) && value >= min && value <= max) return value;
+    problems.push(`${key} must be an integer ${min}-${max} (got "${raw}")`);
+    return fallback;
+  };
+
   const mode = oneOf<Env>("NODE_ENV", ["development", "test", "production"], "development");
   const clusterSize = Number(oneOf("KAFKA_CLUSTER_SIZE", ["1", "3"], "1")) as 1 | 3;
   const databaseUrl = url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pitstop", [
@@ -138,7 +161,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     manageInfra: bool("PITSTOP_MANAGE_INFRA", true),
     logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, mode === "test" ? "warn" : "info"),
+    namespace: read("PITSTOP_NAMESPACE") ?? "",
+    auth: {
+      jwtSecret: read("JWT_SECRET") ?? DEV_JWT_SECRET,
+      tokenTtlSeconds: int("TOKEN_TTL_SECONDS", 86_400, 60, 31_536_000),
+    },
+    service: {
+      askTimeoutMs: int("ASK_TIMEOUT_MS", 3000, 0, 60_000),
+      invoiceDueMs: int("INVOICE_DUE_MS", 86_400_000, 100, 90 * 86_400_000),
+      paymentAttempts: int("PAYMENT_ATTEMPTS", 3, 1, 10),
+      paymentRetryMs: int("PAYMENT_RETRY_MS", 1000, 0, 60_000),
+    },
   };
+  if (!/^([a-z0-9][a-z0-9-]{0,30})?$/.test(config.namespace)) {
+    problems.push(
+      `PITSTOP_NAMESPACE must be lower-case letters, digits and dashes (got "${config.namespace}")`,
+    );
+  }
+  if (config.auth.jwtSecret.length < 32) problems.push("JWT_SECRET must be at least 32 characters");
+  if (mode === "production" && config.auth.jwtSecret === DEV_JWT_SECRET) {
+    problems.push("JWT_SECRET must be set in production (the development secret is refused)");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

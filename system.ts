@@ -2,7 +2,7 @@
  * The composition root: opens the connections the configuration names and wires them into the HTTP app.
  * `main.ts` runs it as a server; tests build it in process with their own configuration.
  */
-import { actorKinds, reactors } from "./actors/index.ts";
+import { createDomain, type Domain, natsPrefixOf } from "./actors/index.ts";
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
 import { createApp, type Probe } from "./http/index.ts";
@@ -20,6 +20,8 @@ import { createKafka, pingKafka } from "./topics/index.ts";
 
 export interface System {
   app: ReturnType<typeof createApp>;
+  /** Built when the host starts (it needs the NATS connection). */
+  domain(): Domain | undefined;
   /** Starts the actor host (consumer groups, outbox relay, timers). HTTP-only tests never call it. */
   startHost(): Promise<Host>;
   /** Drains and stops the host (if started), then closes the connections. */
@@ -46,17 +48,29 @@ export function createSystem(config: Config, log: Logger): System {
   ];
   const app = createApp({ probes });
   let host: Host | undefined;
+  let domain: Domain | undefined;
   return {
     app,
+    domain: () => domain,
     async startHost() {
+      const nc = await nats.get();
+      domain = createDomain({
+        namespace: config.namespace,
+        sql: database.sql,
+        redis,
+        nats: nc,
+        settings: config.service,
+      });
       host = createHost({
         kafka: createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log }),
         database,
         databaseUrl: config.postgres.url,
         log,
-        nats: await nats.get(),
-        actors: actorKinds,
-        reactors,
+        nats: nc,
+        natsPrefix: natsPrefixOf(config.namespace),
+        groupPrefix: natsPrefixOf(config.namespace),
+        actors: domain.actors,
+        reactors: domain.reactors,
       });
       await host.start();
       return host;

@@ -1,8 +1,70 @@
 /**
- * The car service's actor kinds and reactors, registered with the runtime host. The domain (bookings, repairs,
- * invoices, the job saga and the reactors of the seed's event table) joins here.
+ * The car service on the runtime: its actor kinds (booking, slot, repair, invoice, the job saga) and its
+ * reactors, bound to a namespace's topics. The entry point and the tests build it with `createDomain`.
  */
-import type { AnyActorDefinition, ReactorDefinition } from "../runtime/index.ts";
+import type postgres from "postgres";
+import type { AnyActorDefinition, NatsConnection, ReactorDefinition, Redis } from "../runtime/index.ts";
+import { bookingActor } from "./booking/booking.ts";
+import { topicsIn } from "./events.ts";
+import { invoiceActor } from "./invoice/invoice.ts";
+import { type PaymentGateway, simulatedGateway } from "./invoice/payment-gateway.ts";
+import { jobSagaActor } from "./job-saga/job-saga.ts";
+import { createReactors, type NotificationSender } from "./reactors/index.ts";
+import { type Refs, refsIn } from "./refs.ts";
+import { repairActor } from "./repair/repair.ts";
+import { slotActor } from "./slot/slot.ts";
 
-export const actorKinds: AnyActorDefinition[] = [];
-export const reactors: ReactorDefinition[] = [];
+export interface DomainSettings {
+  invoiceDueMs: number;
+  paymentAttempts: number;
+  paymentRetryMs: number;
+}
+
+export interface DomainDeps {
+  namespace: string;
+  sql: postgres.Sql;
+  redis: Redis;
+  /** Status frames for WebSocket subscribers are published here (the status reactor). */
+  nats?: NatsConnection;
+  settings: DomainSettings;
+  gateway?: PaymentGateway;
+  senders?: NotificationSender[];
+}
+
+export interface Domain {
+  refs: Refs;
+  actors: AnyActorDefinition[];
+  reactors: ReactorDefinition[];
+  gateway: PaymentGateway;
+}
+
+export function createDomain(deps: DomainDeps): Domain {
+  const refs = refsIn(topicsIn(deps.namespace));
+  const gateway = deps.gateway ?? simulatedGateway(deps.sql);
+  return {
+    refs,
+    gateway,
+    actors: [
+      bookingActor(refs),
+      slotActor(refs),
+      repairActor(refs),
+      invoiceActor(refs, gateway, deps.settings),
+      jobSagaActor(refs, deps.settings),
+    ],
+    reactors: createReactors({
+      topics: refs.topics,
+      redis: deps.redis,
+      nats: deps.nats,
+      natsPrefix: natsPrefixOf(deps.namespace),
+      senders: deps.senders,
+    }),
+  };
+}
+
+/** NATS subjects of a namespace start with this (the runtime's fabric uses the same prefix). */
+export function natsPrefixOf(namespace: string): string {
+  return namespace ? `pitstop-${namespace}` : "pitstop";
+}
+
+export { type Refs, refsIn } from "./refs.ts";
+export type { Reply } from "./reply.ts";

@@ -38,7 +38,11 @@ export const actorState = pgTable(
     parkedAt: timestamp("parked_at", { withTimezone: true }),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.kind, t.actorKey] })],
+  (t) => [
+    primaryKey({ columns: [t.kind, t.actorKey] }),
+    // "A customer's bookings / repairs / invoices": the car service's actors keep their customer in the state.
+    index("actor_state_customer_idx").on(t.kind, sql`(${t.state}->>'customerId')`),
+  ],
 );
 
 /** Records written in the same transaction as a turn, published to Kafka afterwards by the relay. */
@@ -141,4 +145,123 @@ export const actorTimer = pgTable(
     primaryKey({ columns: [t.kind, t.actorKey, t.name] }),
     index("actor_timer_due_idx").on(t.kind, t.partition, t.fireAt),
   ],
+);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The car service. Entities (bookings, repairs, invoices, the job saga) are actors: their state is actor_state.
+// These tables belong to the reactors, the simulated payment gateway and the HTTP edge.
+
+/** Spare parts and their stock (inventory reactor). Stock never goes below zero. */
+export const part = pgTable("part", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  unitPrice: integer("unit_price").notNull(),
+  stock: integer("stock").notNull(),
+  lowStockThreshold: integer("low_stock_threshold").notNull(),
+  lowStock: boolean("low_stock").notNull().default(false),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Each stock change and why (the event that caused it); `shortfall` is what was used but not in stock. */
+export const partMovement = pgTable(
+  "part_movement",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    partId: text("part_id").notNull(),
+    eventId: uuid("event_id").notNull(),
+    repairId: text("repair_id"),
+    quantity: integer("quantity").notNull(),
+    shortfall: integer("shortfall").notNull().default(0),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("part_movement_event_idx").on(t.eventId, t.partId)],
+);
+
+/** Every message the notification reactor sent: one per source event and channel. */
+export const notification = pgTable(
+  "notification",
+  {
+    id: uuid("id").primaryKey(),
+    sourceEventId: uuid("source_event_id").notNull(),
+    sourceEventType: text("source_event_type").notNull(),
+    channel: text("channel").$type<"email" | "sms" | "push">().notNull(),
+    customerId: text("customer_id").notNull(),
+    template: text("template").notNull(),
+    subject: text("subject").notNull(),
+    body: text("body").notNull(),
+    correlationId: uuid("correlation_id").notNull(),
+    sentAt: timestamp("sent_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("notification_source_channel_idx").on(t.sourceEventId, t.channel),
+    index("notification_customer_idx").on(t.customerId, t.sentAt),
+  ],
+);
+
+/** The audit trail: one append-only row per event of every event topic. */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    eventId: uuid("event_id").notNull(),
+    eventType: text("event_type").notNull(),
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    offset: bigint("offset", { mode: "bigint" }).notNull(),
+    entityId: text("entity_id").notNull(),
+    correlationId: uuid("correlation_id").notNull(),
+    causationId: uuid("causation_id"),
+    occurredAt: timestamp("occurred_at", { withTimezone: true }).notNull(),
+    payload: jsonb("payload").notNull(),
+    recordedAt: timestamp("recorded_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("audit_log_event_idx").on(t.eventId),
+    index("audit_log_correlation_idx").on(t.correlationId),
+  ],
+);
+
+/** Daily figures (analytics reactor): bookings, revenue, notifications by channel... Redis mirrors them. */
+export const dailyStat = pgTable(
+  "daily_stat",
+  {
+    day: text("day").notNull(),
+    metric: text("metric").notNull(),
+    value: bigint("value", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.metric] })],
+);
+
+/** The simulated payment gateway's own ledger: what it charged, by idempotency key. */
+export const gatewayCharge = pgTable(
+  "gateway_charge",
+  {
+    id: uuid("id").primaryKey(),
+    idempotencyKey: text("idempotency_key").notNull(),
+    reference: text("reference").notNull(),
+    amount: integer("amount").notNull(),
+    currency: text("currency").notNull(),
+    cardToken: text("card_token").notNull(),
+    status: text("status").$type<"approved" | "declined" | "refunded">().notNull(),
+    reason: text("reason"),
+    calls: integer("calls").notNull().default(1),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    refundedAt: timestamp("refunded_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("gateway_charge_key_idx").on(t.idempotencyKey)],
+);
+
+/** HTTP requests made with an Idempotency-Key: the first one's answer is the answer to every retry. */
+export const idempotentRequest = pgTable(
+  "idempotent_request",
+  {
+    principal: text("principal").notNull(),
+    key: text("key").notNull(),
+    route: text("route").notNull(),
+    requestHash: text("request_hash").notNull(),
+    statusCode: integer("status_code"),
+    response: jsonb("response"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.principal, t.key, t.route] })],
 );

@@ -33,7 +33,7 @@ export async function ensureInfra(config: Config): Promise<InfraReport> {
   const topics = await withInfraError("Kafka", () =>
     provisionTopics(
       createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-provision` }),
-      topicCatalogue(),
+      topicCatalogue(undefined, config.namespace),
     ),
   );
   return { services, kafka, database, topics };

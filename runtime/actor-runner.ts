@@ -226,7 +226,11 @@ export class ActorRunner<S, M extends MessageSchemas> {
       ...(result.emit ?? []).map((e) =>
         causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now),
       ),
-      ...(result.send ?? []).map((c) => causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now)),
+      ...(result.send ?? []).map((c) => {
+        const replyTo = c.forwardReply ? record.headers[REPLY_TO_HEADER] : undefined;
+        const headers: Record<string, string> = replyTo ? { [REPLY_TO_HEADER]: replyTo } : {};
+        return causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now, headers);
+      }),
     ];
     const timers: TimerWrite[] = (result.timers ?? []).map((t) =>
       "cancel" in t

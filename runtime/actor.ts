@@ -57,6 +57,11 @@ export interface SendEffect {
   to: ActorRef;
   type: string;
   payload: Record<string, unknown>;
+  /**
+   * Pass the caller waiting on this message on to the recipient: its reply (or a later actor's, if it forwards
+   * again) answers the original `ask`. Only the last actor of such a chain should set `reply`.
+   */
+  forwardReply?: boolean;
 }
 
 export type TimerEffect =

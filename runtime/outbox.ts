@@ -31,6 +31,7 @@ export function causedRecord(
   payload: Record<string, unknown>,
   cause: Envelope,
   now: Date,
+  headers: Record<string, string> = {},
 ): OutboxRecord {
   const envelope = newEnvelope({
     eventType: type,
@@ -40,7 +41,7 @@ export function causedRecord(
     causationId: cause.eventId,
     occurredAt: now,
   });
-  return envelopeRecord(topic, key, envelope);
+  return envelopeRecord(topic, key, envelope, headers);
 }
 
 export async function appendOutbox(tx: Tx, records: OutboxRecord[]): Promise<void> {

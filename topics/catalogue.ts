@@ -39,16 +39,25 @@ export const mailboxTopics = [
 export type EventTopic = (typeof eventTopics)[number];
 export type MailboxTopic = (typeof mailboxTopics)[number];
 
+/** A topic's name in a namespace: the name itself in the real deployment, `<namespace>.<name>` in a test's. */
+export function topicIn(namespace: string, name: string): string {
+  return namespace ? `${namespace}.${name}` : name;
+}
+
 /** The dead-letter topic of a topic. */
 export function deadLetterTopic(topic: string): string {
   return `${topic}.dlt`;
 }
 
 /** The whole catalogue: events and mailboxes, each with its dead-letter topic. */
-export function topicCatalogue(partitions = DEFAULT_PARTITIONS): TopicSpec[] {
+export function topicCatalogue(partitions = DEFAULT_PARTITIONS, namespace = ""): TopicSpec[] {
   const sources: TopicSpec[] = [
-    ...eventTopics.map((name) => ({ name, role: "events" as const, partitions })),
-    ...mailboxTopics.map((name) => ({ name, role: "mailbox" as const, partitions })),
+    ...eventTopics.map((name) => ({ name: topicIn(namespace, name), role: "events" as const, partitions })),
+    ...mailboxTopics.map((name) => ({
+      name: topicIn(namespace, name),
+      role: "mailbox" as const,
+      partitions,
+    })),
   ];
   const deadLetters = sources.map((source) => ({
     name: deadLetterTopic(source.name),

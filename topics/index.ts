@@ -9,6 +9,7 @@ export {
   type TopicRole,
   type TopicSpec,
   topicCatalogue,
+  topicIn,
 } from "./catalogue.ts";
 export {
   CURRENT_SCHEMA_VERSION,

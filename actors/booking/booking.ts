@@ -1,0 +1,392 @@
+/**
+ * A booking (key: booking id) from request to `PAID`/`CLOSED`, or `REJECTED`/`CANCELLED`. It asks its slot for
+ * a place and answers the caller once the slot said yes or no (the slot forwards the caller to it), tells the
+ * job saga a job is open, and follows the saga's word through repair, invoice and payment.
+ *
+ *   PENDING -> CONFIRMED -> IN_SERVICE -> AWAITING_PAYMENT -> PAID -> CLOSED
+ *      |           |__________________________________ CANCELLED (customer, or the saga's compensation)
+ *      |__ REJECTED (slot full)
+ */
+import { Type } from "@sinclair/typebox";
+import { defineActor, type SendEffect, type TurnResult } from "../../runtime/index.ts";
+import { emitted } from "../events.ts";
+import type { Refs } from "../refs.ts";
+import { accept, type Reply, refuse } from "../reply.ts";
+import { SERVICE_TYPES, type ServiceType, slotKey } from "../service-catalogue.ts";
+
+export type BookingStatus =
+  | "NEW"
+  | "PENDING"
+  | "CONFIRMED"
+  | "IN_SERVICE"
+  | "AWAITING_PAYMENT"
+  | "PAID"
+  | "CLOSED"
+  | "CANCELLED"
+  | "REJECTED";
+
+export interface BookingState {
+  bookingId: string;
+  status: BookingStatus;
+  customerId: string;
+  vehicleId: string;
+  serviceType: string;
+  bookingDate: string;
+  slotId: string;
+  notes: string | null;
+  /** A reschedule waiting for its new slot's answer. */
+  pendingSlot: { slotId: string; bookingDate: string } | null;
+  repairId: string | null;
+  invoiceId: string | null;
+  amount: number | null;
+  reason: string | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+  version: number;
+}
+
+export type BookingView = Omit<BookingState, "pendingSlot">;
+
+const Purpose = Type.Union([Type.Literal("create"), Type.Literal("reschedule")]);
+
+export const bookingMessages = {
+  CREATE: Type.Object({
+    customerId: Type.String(),
+    vehicleId: Type.String(),
+    serviceType: Type.String(),
+    bookingDate: Type.String(),
+    notes: Type.Optional(Type.String()),
+  }),
+  SLOT_HELD: Type.Object({ slotId: Type.String(), purpose: Purpose }),
+  SLOT_REFUSED: Type.Object({ slotId: Type.String(), purpose: Purpose, reason: Type.String() }),
+  RESCHEDULE: Type.Object({ bookingDate: Type.String() }),
+  CANCEL: Type.Object({ reason: Type.String() }),
+  START_REPAIR: Type.Object({
+    repairId: Type.String(),
+    technicianId: Type.String(),
+    estimatedMinutes: Type.Integer({ minimum: 1 }),
+  }),
+  MARK_AWAITING_PAYMENT: Type.Object({ invoiceId: Type.String(), amount: Type.Integer() }),
+  MARK_PAID: Type.Object({ invoiceId: Type.String(), amount: Type.Integer() }),
+  ROLLBACK: Type.Object({ reason: Type.String() }),
+  CLOSE: Type.Object({}),
+};
+
+export const initialBooking = (bookingId: string): BookingState => ({
+  bookingId,
+  status: "NEW",
+  customerId: "",
+  vehicleId: "",
+  serviceType: "",
+  bookingDate: "",
+  slotId: "",
+  notes: null,
+  pendingSlot: null,
+  repairId: null,
+  invoiceId: null,
+  amount: null,
+  reason: null,
+  createdAt: null,
+  updatedAt: null,
+  version: 0,
+});
+
+export function bookingView(state: BookingState): BookingView {
+  const { pendingSlot: _pending, ...view } = state;
+  return view;
+}
+
+const CANCELLABLE: BookingStatus[] = ["PENDING", "CONFIRMED"];
+
+export function bookingActor(refs: Refs) {
+  const { topics } = refs;
+  return defineActor({
+    kind: "booking",
+    mailbox: refs.mailboxes.booking,
+    initialState: initialBooking,
+    messages: bookingMessages,
+    handle(state, message, ctx): TurnResult<BookingState> {
+      const now = ctx.now.toISOString();
+      /** The next state (stamped), its status to subscribers, and the reply when there is one. */
+      const next = (changes: Partial<BookingState>, reply?: Reply<BookingView>) => {
+        const s: BookingState = { ...state, ...changes, updatedAt: now, version: state.version + 1 };
+        return {
+          state: s,
+          status: { status: s.status, booking: bookingView(s) },
+          reply: reply ?? accept(bookingView(s)),
+        };
+      };
+      const hold = (slotId: string, purpose: "create" | "reschedule", customerId: string): SendEffect => ({
+        to: refs.slot(slotId),
+        type: "HOLD",
+        payload: {
+          bookingId: ctx.key,
+          customerId,
+          capacity: SERVICE_TYPES[slotId.split("@")[0] as ServiceType]?.capacityPerSlot ?? 1,
+          purpose,
+        },
+        forwardReply: true, // the slot passes the caller on; this booking answers it after the slot's answer
+      });
+      const release = (slotId: string): SendEffect => ({
+        to: refs.slot(slotId),
+        type: "RELEASE",
+        payload: { bookingId: ctx.key },
+      });
+      switch (message.type) {
+        case "CREATE": {
+          if (state.status !== "NEW") return { state, reply: accept(bookingView(state)) }; // a copy: same booking
+          const slotId = slotKey(
+            message.payload.serviceType as ServiceType,
+            new Date(message.payload.bookingDate),
+          );
+          const s = next({
+            status: "PENDING",
+            customerId: message.payload.customerId,
+            vehicleId: message.payload.vehicleId,
+            serviceType: message.payload.serviceType,
+            bookingDate: message.payload.bookingDate,
+            slotId,
+            notes: message.payload.notes ?? null,
+            createdAt: now,
+          });
+          return {
+            state: s.state,
+            status: s.status,
+            send: [hold(slotId, "create", message.payload.customerId)],
+          };
+        }
+        case "SLOT_HELD": {
+          if (
+            message.payload.purpose === "create" &&
+            state.status === "PENDING" &&
+            message.payload.slotId === state.slotId
+          ) {
+            const s = next({ status: "CONFIRMED" });
+            return {
+              ...s,
+              emit: [
+                emitted(topics, "BOOKING_CREATED", {
+                  bookingId: ctx.key,
+                  customerId: state.customerId,
+                  vehicleId: state.vehicleId,
+                  serviceType: state.serviceType,
+                  bookingDate: state.bookingDate,
+                  slotId: state.slotId,
+                }),
+              ],
+              send: [
+                {
+                  to: refs.jobSaga(ctx.key),
+                  type: "JOB_OPENED",
+                  payload: {
+                    customerId: state.customerId,
+                    slotId: state.slotId,
+                    bookingDate: state.bookingDate,
+                  },
+                },
+              ],
+            };
+          }
+          if (
+            message.payload.purpose === "reschedule" &&
+            state.pendingSlot?.slotId === message.payload.slotId &&
+            state.status === "CONFIRMED"
+          ) {
+            const s = next({
+              bookingDate: state.pendingSlot.bookingDate,
+              slotId: message.payload.slotId,
+              pendingSlot: null,
+            });
+            return {
+              ...s,
+              emit: [
+                emitted(topics, "BOOKING_RESCHEDULED", {
+                  bookingId: ctx.key,
+                  customerId: state.customerId,
+                  fromDate: state.bookingDate,
+                  bookingDate: state.pendingSlot.bookingDate,
+                  slotId: message.payload.slotId,
+                }),
+              ],
+              send: [release(state.slotId)],
+            };
+          }
+          // A hold this booking no longer wants (cancelled meanwhile): give the place back.
+          if (message.payload.slotId !== state.slotId || !["PENDING", "CONFIRMED"].includes(state.status)) {
+            return {
+              state,
+              send: [release(message.payload.slotId)],
+              reply: refuse("conflict", `booking is ${state.status}`),
+            };
+          }
+          return { state, reply: accept(bookingView(state)) };
+        }
+        case "SLOT_REFUSED": {
+          if (message.payload.purpose === "create" && state.status === "PENDING") {
+            const s = next(
+              { status: "REJECTED", reason: message.payload.reason },
+              refuse("slot_full", message.payload.reason),
+            );
+            return {
+              ...s,
+              emit: [
+                emitted(topics, "BOOKING_REJECTED", {
+                  bookingId: ctx.key,
+                  customerId: state.customerId,
+                  slotId: message.payload.slotId,
+                  reason: message.payload.reason,
+                }),
+              ],
+            };
+          }
+          if (
+            message.payload.purpose === "reschedule" &&
+            state.pendingSlot?.slotId === message.payload.slotId
+          ) {
+            const s = next({ pendingSlot: null }, refuse("slot_full", message.payload.reason));
+            return s;
+          }
+          return { state, reply: refuse("slot_full", message.payload.reason) };
+        }
+        case "RESCHEDULE": {
+          if (state.status !== "CONFIRMED") {
+            return {
+              state,
+              reply: refuse(
+                state.status === "NEW" ? "not_found" : "conflict",
+                `a ${state.status} booking cannot be rescheduled`,
+              ),
+            };
+          }
+          if (state.pendingSlot)
+            return { state, reply: refuse("conflict", "a reschedule is already waiting for its slot") };
+          const slotId = slotKey(state.serviceType as ServiceType, new Date(message.payload.bookingDate));
+          if (slotId === state.slotId) {
+            const s = next({ bookingDate: message.payload.bookingDate });
+            return {
+              ...s,
+              emit: [
+                emitted(topics, "BOOKING_RESCHEDULED", {
+                  bookingId: ctx.key,
+                  customerId: state.customerId,
+                  fromDate: state.bookingDate,
+                  bookingDate: message.payload.bookingDate,
+                  slotId,
+                }),
+              ],
+            };
+          }
+          const s = next({ pendingSlot: { slotId, bookingDate: message.payload.bookingDate } });
+          return { state: s.state, send: [hold(slotId, "reschedule", state.customerId)] };
+        }
+        case "CANCEL": {
+          if (state.status === "CANCELLED") return { state, reply: accept(bookingView(state)) };
+          if (!CANCELLABLE.includes(state.status)) {
+            return {
+              state,
+              reply: refuse(
+                state.status === "NEW" ? "not_found" : "conflict",
+                state.status === "NEW" ? "no such booking" : `a ${state.status} booking cannot be cancelled`,
+              ),
+            };
+          }
+          return cancelled(message.payload.reason, true);
+        }
+        case "ROLLBACK": {
+          if (state.status === "CANCELLED" || state.status === "NEW") return { state };
+          return cancelled(message.payload.reason, false);
+        }
+        case "START_REPAIR": {
+          const { repairId, technicianId, estimatedMinutes } = message.payload;
+          const start: SendEffect = {
+            to: refs.repair(repairId),
+            type: "START",
+            payload: { bookingId: ctx.key, customerId: state.customerId, technicianId, estimatedMinutes },
+            forwardReply: true, // the repair answers the technician
+          };
+          if (state.status === "IN_SERVICE" && state.repairId === repairId) return { state, send: [start] }; // a copy
+          if (state.status !== "CONFIRMED") {
+            const why =
+              state.status === "NEW"
+                ? "no such booking"
+                : state.repairId
+                  ? `a repair (${state.repairId}) has already started`
+                  : `a ${state.status} booking cannot start a repair`;
+            return { state, reply: refuse(state.status === "NEW" ? "not_found" : "conflict", why) };
+          }
+          const s = next({ status: "IN_SERVICE", repairId });
+          return {
+            state: s.state,
+            status: s.status,
+            send: [
+              start,
+              { to: refs.jobSaga(ctx.key), type: "REPAIR_STARTED", payload: { repairId, technicianId } },
+            ],
+          };
+        }
+        case "MARK_AWAITING_PAYMENT":
+          return ["CONFIRMED", "IN_SERVICE"].includes(state.status)
+            ? next({
+                status: "AWAITING_PAYMENT",
+                invoiceId: message.payload.invoiceId,
+                amount: message.payload.amount,
+              })
+            : { state };
+        case "MARK_PAID": {
+          if (state.status === "PAID" || state.status === "CLOSED") return { state };
+          const s = next({
+            status: "PAID",
+            invoiceId: message.payload.invoiceId,
+            amount: message.payload.amount,
+          });
+          return {
+            ...s,
+            emit: [
+              emitted(topics, "BOOKING_PAID", {
+                bookingId: ctx.key,
+                customerId: state.customerId,
+                invoiceId: message.payload.invoiceId,
+                amount: message.payload.amount,
+              }),
+            ],
+          };
+        }
+        case "CLOSE": {
+          if (state.status === "CLOSED") return { state, reply: accept(bookingView(state)) };
+          if (state.status !== "PAID") {
+            return {
+              state,
+              reply: refuse(
+                state.status === "NEW" ? "not_found" : "conflict",
+                `a ${state.status} booking cannot be closed; it closes once paid`,
+              ),
+            };
+          }
+          const s = next({ status: "CLOSED" });
+          return {
+            ...s,
+            emit: [emitted(topics, "BOOKING_CLOSED", { bookingId: ctx.key, customerId: state.customerId })],
+          };
+        }
+      }
+
+      function cancelled(reason: string, byCustomer: boolean): TurnResult<BookingState> {
+        const s = next({ status: "CANCELLED", reason, pendingSlot: null });
+        const send: SendEffect[] = [release(state.slotId)];
+        if (state.pendingSlot) send.push(release(state.pendingSlot.slotId));
+        if (byCustomer) send.push({ to: refs.jobSaga(ctx.key), type: "JOB_CANCELLED", payload: { reason } });
+        return {
+          ...s,
+          emit: [
+            emitted(topics, "BOOKING_CANCELLED", {
+              bookingId: ctx.key,
+              customerId: state.customerId,
+              reason,
+            }),
+          ],
+          send,
+        };
+      }
+    },
+  });
+}
