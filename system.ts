@@ -2,11 +2,12 @@
  * The composition root: opens the connections the configuration names and wires them into the HTTP app.
  * `main.ts` runs it as a server; tests build it in process with their own configuration.
  */
-import { createDomain, type Domain, natsPrefixOf } from "./actors/index.ts";
+import { createDomain, type Domain, natsPrefixOf, refsIn, topicsIn } from "./actors/index.ts";
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
-import { createApp, type Probe } from "./http/index.ts";
+import { createApp, createEntities, createTokens, type Probe, type RouteDeps } from "./http/index.ts";
 import {
+  createActorClient,
   createHost,
   type Host,
   type Logger,
@@ -20,6 +21,7 @@ import { createKafka, pingKafka } from "./topics/index.ts";
 
 export interface System {
   app: ReturnType<typeof createApp>;
+  routes: RouteDeps;
   /** Built when the host starts (it needs the NATS connection). */
   domain(): Domain | undefined;
   /** Starts the actor host (consumer groups, outbox relay, timers). HTTP-only tests never call it. */
@@ -46,11 +48,30 @@ export function createSystem(config: Config, log: Logger): System {
     { name: "redis", check: () => pingRedis(redis) },
     { name: "nats", check: async () => pingNats(await nats.get()) },
   ];
-  const app = createApp({ probes });
+  const natsPrefix = natsPrefixOf(config.namespace);
+  const client = createActorClient({
+    kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-http` }),
+    nats: () => nats.get(),
+  });
+  const routes: RouteDeps = {
+    tokens: createTokens(config.auth.jwtSecret, config.auth.tokenTtlSeconds),
+    entities: createEntities(database.sql, redis, log),
+    client,
+    refs: refsIn(topicsIn(config.namespace)),
+    sql: database.sql,
+    db: database.db,
+    redis,
+    log,
+    askTimeoutMs: config.service.askTimeoutMs,
+    nats: () => nats.get(),
+    natsPrefix,
+  };
+  const app = createApp({ probes, log, routes });
   let host: Host | undefined;
   let domain: Domain | undefined;
   return {
     app,
+    routes,
     domain: () => domain,
     async startHost() {
       const nc = await nats.get();
@@ -67,8 +88,8 @@ export function createSystem(config: Config, log: Logger): System {
         databaseUrl: config.postgres.url,
         log,
         nats: nc,
-        natsPrefix: natsPrefixOf(config.namespace),
-        groupPrefix: natsPrefixOf(config.namespace),
+        natsPrefix,
+        groupPrefix: natsPrefix,
         actors: domain.actors,
         reactors: domain.reactors,
       });
@@ -77,6 +98,7 @@ export function createSystem(config: Config, log: Logger): System {
     },
     async close() {
       await host?.stop();
+      await client.close();
       await Promise.allSettled([database.close(), redis.quit(), nats.close()]);
     },
   };

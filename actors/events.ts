@@ -44,6 +44,8 @@ export const EVENTS = {
       slotId: Id,
     }),
     BOOKING_CANCELLED: Type.Object({ bookingId: Id, customerId: Id, reason: Type.String() }),
+    BOOKING_IN_SERVICE: Type.Object({ bookingId: Id, customerId: Id, repairId: Id }),
+    BOOKING_AWAITING_PAYMENT: Type.Object({ bookingId: Id, customerId: Id, invoiceId: Id, amount: Money }),
     BOOKING_PAID: Type.Object({ bookingId: Id, customerId: Id, invoiceId: Id, amount: Money }),
     BOOKING_CLOSED: Type.Object({ bookingId: Id, customerId: Id }),
   },

@@ -66,5 +66,6 @@ export function natsPrefixOf(namespace: string): string {
   return namespace ? `pitstop-${namespace}` : "pitstop";
 }
 
+export { topicsIn } from "./events.ts";
 export { type Refs, refsIn } from "./refs.ts";
 export type { Reply } from "./reply.ts";

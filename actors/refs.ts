@@ -4,6 +4,7 @@
  */
 import type { ActorRef } from "../runtime/index.ts";
 import type { Topics } from "./events.ts";
+import { type ServiceType, slotKey } from "./service-catalogue.ts";
 
 export type Kind = "booking" | "slot" | "repair" | "invoice" | "job-saga";
 
@@ -15,6 +16,11 @@ export interface Refs {
   repair(key: string): ActorRef;
   invoice(key: string): ActorRef;
   jobSaga(key: string): ActorRef;
+  /**
+   * The slot actor's key for a booking time. Slots are the one natural key (every other id is a fresh UUID), so
+   * in a test namespace it carries the namespace: two test runs never share a slot.
+   */
+  slotKey(serviceType: ServiceType, bookingDate: Date): string;
 }
 
 export function refsIn(topics: Topics): Refs {
@@ -34,5 +40,7 @@ export function refsIn(topics: Topics): Refs {
     repair: ref("repair"),
     invoice: ref("invoice"),
     jobSaga: ref("job-saga"),
+    slotKey: (serviceType, bookingDate) =>
+      topics.namespace ? `${topics.namespace}/${slotKey(serviceType, bookingDate)}` : slotKey(serviceType, bookingDate),
   };
 }

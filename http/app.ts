@@ -1,17 +1,69 @@
 /**
  * The Elysia application: every route of Pitstop hangs off this one app. It receives its dependencies as
- * values (probes, clients), so tests build it in process and call `app.handle(request)`.
+ * values (probes, clients), so tests build it in process and call `app.handle(request)`. OpenAPI, generated from
+ * the route schemas, is served at `/docs` (UI) and `/docs/json`.
  */
+import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
+import type { Logger } from "../runtime/index.ts";
+import type { RouteDeps } from "./deps.ts";
+import { errorHandling, HttpError } from "./errors.ts";
 import { healthRoutes, type Probe } from "./health.ts";
+import { bookingRoutes } from "./routes/bookings.ts";
+import { operationRoutes } from "./routes/operations.ts";
+import { paymentRoutes } from "./routes/payments.ts";
+import { repairRoutes } from "./routes/repairs.ts";
+import { statusSocket } from "./status-socket.ts";
+
+/** Request bodies above this are refused (413) before they are read. */
+export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface AppDeps {
   probes: Probe[];
   healthTimeoutMs?: number;
+  log: Logger;
+  /** The service center's routes; without them the app serves health only. */
+  routes?: RouteDeps;
 }
 
 export function createApp(deps: AppDeps) {
-  return new Elysia({ name: "pitstop" }).use(healthRoutes(deps.probes, deps.healthTimeoutMs));
+  const app = new Elysia({ name: "pitstop", serve: { maxRequestBodySize: MAX_BODY_BYTES } })
+    .use(errorHandling(deps.log))
+    .onRequest(({ request }) => {
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > MAX_BODY_BYTES) {
+        throw new HttpError(
+          413,
+          "too_large",
+          `the body is ${length} bytes; at most ${MAX_BODY_BYTES} are accepted`,
+        );
+      }
+    })
+    .use(
+      openapi({
+        path: "/docs",
+        documentation: {
+          info: {
+            title: "Pitstop",
+            version: "0.1.0",
+            description:
+              "The online car service center: book a slot, follow the repair live, pay the invoice. Bearer JWT with roles customer, technician, admin (`npm run token`).",
+          },
+          components: {
+            securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+          },
+          security: [{ bearer: [] }],
+        },
+      }),
+    )
+    .use(healthRoutes(deps.probes, deps.healthTimeoutMs));
+  if (!deps.routes) return app;
+  return app
+    .use(bookingRoutes(deps.routes))
+    .use(repairRoutes(deps.routes))
+    .use(paymentRoutes(deps.routes))
+    .use(operationRoutes(deps.routes))
+    .use(statusSocket(deps.routes));
 }
 
 export type App = ReturnType<typeof createApp>;

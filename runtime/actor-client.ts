@@ -32,7 +32,18 @@ export interface ActorClient {
   close(): Promise<void>;
 }
 
-export function createActorClient({ kafka, nats }: { kafka: Kafka; nats?: NatsConnection }): ActorClient {
+export function createActorClient({
+  kafka,
+  nats,
+}: {
+  kafka: Kafka;
+  /** A connection, or a way to get one when first needed (an HTTP process may start before NATS answers). */
+  nats?: NatsConnection | (() => Promise<NatsConnection>);
+}): ActorClient {
+  const natsNow = async () => {
+    if (typeof nats !== "function") return nats;
+    return nats().catch(() => undefined); // no NATS: commands still go, answers degrade to "accepted"
+  };
   let producer: Promise<Producer> | undefined;
   const connected = () => {
     producer ??= (async () => {
@@ -66,11 +77,12 @@ export function createActorClient({ kafka, nats }: { kafka: Kafka; nats?: NatsCo
   return {
     tell: (ref, type, payload, options = {}) => send(ref, type, payload, options, {}),
     async ask(ref, type, payload, options = {}) {
-      if (!nats) {
+      const nc = await natsNow();
+      if (!nc) {
         return { status: "accepted", messageId: await send(ref, type, payload, options, {}) };
       }
       const subject = createInbox();
-      const subscription = nats.subscribe(subject, { max: 1, timeout: options.timeoutMs ?? 2000 });
+      const subscription = nc.subscribe(subject, { max: 1, timeout: options.timeoutMs ?? 2000 });
       const messageId = await send(ref, type, payload, options, { [REPLY_TO_HEADER]: subject });
       try {
         for await (const message of subscription) {

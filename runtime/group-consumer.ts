@@ -320,6 +320,11 @@ export class GroupConsumer {
     );
   }
 
+  /** The topics this consumer reads. */
+  get topics(): string[] {
+    return [...this.options.topics];
+  }
+
   /** Whether this member is handling that partition now (it took the lease). */
   owns(topic: string, partition: number): boolean {
     return this.owned.has(tp(topic, partition));

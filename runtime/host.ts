@@ -95,7 +95,10 @@ export interface HostStats {
   hostId: string;
   actors: Record<string, ActorRunner<unknown, never>["stats"] & { active: number }>;
   reactors: Record<string, ReactorRunner["stats"]>;
-  consumers: Record<string, GroupConsumer["stats"] & { partitions: ReturnType<GroupConsumer["partitions"]> }>;
+  consumers: Record<
+    string,
+    GroupConsumer["stats"] & { topics: string[]; partitions: ReturnType<GroupConsumer["partitions"]> }
+  >;
   relay?: OutboxRelay["stats"];
   timers: TimerPoller["stats"];
   groupCommit?: GroupCommitter["stats"];
@@ -254,7 +257,7 @@ export function createHost(options: HostOptions): Host {
         ),
         reactors: Object.fromEntries([...reactorRunners].map(([k, r]) => [k, { ...r.stats }])),
         consumers: Object.fromEntries(
-          [...consumers].map(([k, c]) => [k, { ...c.stats, partitions: c.partitions() }]),
+          [...consumers].map(([k, c]) => [k, { ...c.stats, topics: c.topics, partitions: c.partitions() }]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
         timers: { ...timers.stats },

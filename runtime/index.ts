@@ -59,7 +59,7 @@ export {
 } from "./host.ts";
 export type { Fabric } from "./host-deps.ts";
 export { createLogger, type Logger } from "./logger.ts";
-export { type NatsConnection, openNats, pingNats } from "./nats.ts";
+export { type NatsConnection, openNats, pingNats, type Subscription } from "./nats.ts";
 export { OffsetTracker } from "./offset-tracker.ts";
 export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
 export { defineReactor, type ReactorContext, type ReactorDefinition } from "./reactor.ts";

@@ -2,9 +2,9 @@
  * Opening NATS (the maintained @nats-io v3 client). NATS is the fast, ephemeral fabric between processes:
  * replies, live-state questions, status fan-out. Nothing that must survive a crash lives only here.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 
-export type { NatsConnection };
+export type { NatsConnection, Subscription };
 
 export async function openNats(servers: string[], name = "pitstop"): Promise<NatsConnection> {
   return connect({

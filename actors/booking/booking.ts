@@ -1,7 +1,8 @@
 /**
  * A booking (key: booking id) from request to `PAID`/`CLOSED`, or `REJECTED`/`CANCELLED`. It asks its slot for
  * a place and answers the caller once the slot said yes or no (the slot forwards the caller to it), tells the
- * job saga a job is open, and follows the saga's word through repair, invoice and payment.
+ * job saga a job is open, starts the repair, and follows the saga's word through invoice and payment. Every
+ * status change is an event on booking-events (so caches and subscribers follow it).
  *
  *   PENDING -> CONFIRMED -> IN_SERVICE -> AWAITING_PAYMENT -> PAID -> CLOSED
  *      |           |__________________________________ CANCELLED (customer, or the saga's compensation)
@@ -12,7 +13,7 @@ import { defineActor, type SendEffect, type TurnResult } from "../../runtime/ind
 import { emitted } from "../events.ts";
 import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
-import { SERVICE_TYPES, type ServiceType, slotKey } from "../service-catalogue.ts";
+import { SERVICE_TYPES, type ServiceType } from "../service-catalogue.ts";
 
 export type BookingStatus =
   | "NEW"
@@ -91,6 +92,11 @@ export const initialBooking = (bookingId: string): BookingState => ({
   version: 0,
 });
 
+/** The service type a CREATE asks for (a new booking's state does not have it yet). */
+function serviceTypeOf(message: { type: string; payload: unknown }): string {
+  return message.type === "CREATE" ? (message.payload as { serviceType: string }).serviceType : "";
+}
+
 export function bookingView(state: BookingState): BookingView {
   const { pendingSlot: _pending, ...view } = state;
   return view;
@@ -122,7 +128,8 @@ export function bookingActor(refs: Refs) {
         payload: {
           bookingId: ctx.key,
           customerId,
-          capacity: SERVICE_TYPES[slotId.split("@")[0] as ServiceType]?.capacityPerSlot ?? 1,
+          capacity:
+            SERVICE_TYPES[(state.serviceType || serviceTypeOf(message)) as ServiceType]?.capacityPerSlot ?? 1,
           purpose,
         },
         forwardReply: true, // the slot passes the caller on; this booking answers it after the slot's answer
@@ -135,7 +142,7 @@ export function bookingActor(refs: Refs) {
       switch (message.type) {
         case "CREATE": {
           if (state.status !== "NEW") return { state, reply: accept(bookingView(state)) }; // a copy: same booking
-          const slotId = slotKey(
+          const slotId = refs.slotKey(
             message.payload.serviceType as ServiceType,
             new Date(message.payload.bookingDate),
           );
@@ -260,7 +267,10 @@ export function bookingActor(refs: Refs) {
           }
           if (state.pendingSlot)
             return { state, reply: refuse("conflict", "a reschedule is already waiting for its slot") };
-          const slotId = slotKey(state.serviceType as ServiceType, new Date(message.payload.bookingDate));
+          const slotId = refs.slotKey(
+            state.serviceType as ServiceType,
+            new Date(message.payload.bookingDate),
+          );
           if (slotId === state.slotId) {
             const s = next({ bookingDate: message.payload.bookingDate });
             return {
@@ -318,20 +328,34 @@ export function bookingActor(refs: Refs) {
           return {
             state: s.state,
             status: s.status,
+            emit: [
+              emitted(topics, "BOOKING_IN_SERVICE", {
+                bookingId: ctx.key,
+                customerId: state.customerId,
+                repairId,
+              }),
+            ],
             send: [
               start,
               { to: refs.jobSaga(ctx.key), type: "REPAIR_STARTED", payload: { repairId, technicianId } },
             ],
           };
         }
-        case "MARK_AWAITING_PAYMENT":
-          return ["CONFIRMED", "IN_SERVICE"].includes(state.status)
-            ? next({
-                status: "AWAITING_PAYMENT",
-                invoiceId: message.payload.invoiceId,
-                amount: message.payload.amount,
-              })
-            : { state };
+        case "MARK_AWAITING_PAYMENT": {
+          if (!["CONFIRMED", "IN_SERVICE"].includes(state.status)) return { state };
+          const { invoiceId, amount } = message.payload;
+          return {
+            ...next({ status: "AWAITING_PAYMENT", invoiceId, amount }),
+            emit: [
+              emitted(topics, "BOOKING_AWAITING_PAYMENT", {
+                bookingId: ctx.key,
+                customerId: state.customerId,
+                invoiceId,
+                amount,
+              }),
+            ],
+          };
+        }
         case "MARK_PAID": {
           if (state.status === "PAID" || state.status === "CLOSED") return { state };
           const s = next({

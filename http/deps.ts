@@ -1,0 +1,22 @@
+/** What the routes are given (built once by the composition root, `system.ts`). */
+import type postgres from "postgres";
+import type { Refs } from "../actors/index.ts";
+import type { Db } from "../db/index.ts";
+import type { ActorClient, Logger, NatsConnection, Redis } from "../runtime/index.ts";
+import type { Tokens } from "./auth.ts";
+import type { Entities } from "./entities.ts";
+
+export interface RouteDeps {
+  tokens: Tokens;
+  entities: Entities;
+  client: ActorClient;
+  refs: Refs;
+  sql: postgres.Sql;
+  db: Db;
+  redis: Redis;
+  log: Logger;
+  askTimeoutMs: number;
+  /** NATS for WebSocket status (connected lazily). */
+  nats(): Promise<NatsConnection>;
+  natsPrefix: string;
+}

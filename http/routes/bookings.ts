@@ -1,0 +1,176 @@
+/** Bookings: create (the seed's `POST /api/v1/bookings`), read, list, reschedule, cancel, close. */
+import { Elysia, t } from "elysia";
+import { type BookingState, bookingView } from "../../actors/booking/booking.ts";
+import { serviceTypes } from "../../actors/service-catalogue.ts";
+import { authentication, requireRole } from "../auth.ts";
+import { command } from "../commands.ts";
+import type { RouteDeps } from "../deps.ts";
+import { forbidden, unprocessable } from "../errors.ts";
+import { beginIdempotent } from "../idempotency.ts";
+import { bookingTime, Id, IdParams, ListQuery, strict } from "./schemas.ts";
+
+const CreateBooking = t.Object(
+  {
+    customerId: t.Optional(Id),
+    vehicleId: Id,
+    serviceType: t.UnionEnum(serviceTypes as [string, ...string[]]),
+    bookingDate: t.String({ minLength: 1, maxLength: 40 }),
+    notes: t.Optional(t.String({ maxLength: 500 })),
+  },
+  strict,
+);
+
+export function bookingRoutes(deps: RouteDeps) {
+  const { entities, client, refs } = deps;
+  const url = (id: string) => `/api/v1/bookings/${id}`;
+  const remember = async (answer: { status: number; view?: unknown }, id: string) => {
+    if (answer.view) await entities.remember("booking", id, answer.view as BookingState);
+  };
+  return new Elysia({ prefix: "/api/v1/bookings" })
+    .use(authentication(deps.tokens))
+    .post(
+      "/",
+      async ({ body, principal, headers, set }) => {
+        requireRole(principal, "customer", "admin");
+        let customerId = body.customerId;
+        if (principal.role === "customer") {
+          if (customerId !== undefined && customerId !== principal.sub) {
+            throw forbidden("a customer books for themselves: customerId must be your own or left out");
+          }
+          customerId = principal.sub;
+        } else if (!customerId) {
+          throw unprocessable("customerId is required when an admin books", "/customerId");
+        }
+        const at = bookingTime(body.bookingDate, "/bookingDate");
+        const run = await beginIdempotent(
+          deps.sql,
+          principal,
+          "POST /api/v1/bookings",
+          headers["idempotency-key"],
+          body,
+        );
+        if (run.replay) {
+          set.status = run.replay.status;
+          set.headers["idempotent-replayed"] = "true";
+          return run.replay.body;
+        }
+        const id = run.entityId;
+        const answer = await command(
+          client,
+          refs.booking(id),
+          "CREATE",
+          {
+            customerId,
+            vehicleId: body.vehicleId,
+            serviceType: body.serviceType,
+            bookingDate: at.toISOString(),
+            ...(body.notes !== undefined ? { notes: body.notes } : {}),
+          },
+          { messageId: run.messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
+        );
+        await run.finish(answer);
+        await remember(answer, id);
+        set.status = answer.status;
+        if (answer.status === 201 || answer.status === 202) set.headers.location = url(id);
+        return answer.body;
+      },
+      {
+        body: CreateBooking,
+        detail: {
+          summary: "Book a slot (201 confirmed, 409 slot full, 202 still deciding)",
+          tags: ["bookings"],
+        },
+      },
+    )
+    .get(
+      "/",
+      async ({ principal, query }) => {
+        const customerId =
+          principal.role === "customer"
+            ? principal.sub
+            : typeof query.customerId === "string"
+              ? query.customerId
+              : undefined;
+        const list = await entities.listOf<BookingState>("booking", customerId, query.limit ?? 50);
+        return list.map(bookingView);
+      },
+      {
+        query: ListQuery,
+        detail: { summary: "Your bookings (staff: all, or ?customerId=)", tags: ["bookings"] },
+      },
+    )
+    .get(
+      "/:id",
+      async ({ principal, params }) =>
+        bookingView(await entities.read<BookingState>("booking", params.id, principal)),
+      { params: IdParams, detail: { summary: "One booking", tags: ["bookings"] } },
+    )
+    .post(
+      "/:id/reschedule",
+      async ({ principal, params, body, set }) => {
+        requireRole(principal, "customer", "admin");
+        await entities.read("booking", params.id, principal);
+        const at = bookingTime(body.bookingDate, "/bookingDate");
+        const answer = await command(
+          client,
+          refs.booking(params.id),
+          "RESCHEDULE",
+          { bookingDate: at.toISOString() },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+        );
+        await remember(answer, params.id);
+        set.status = answer.status;
+        return answer.body;
+      },
+      {
+        params: IdParams,
+        body: t.Object({ bookingDate: t.String({ minLength: 1, maxLength: 40 }) }, strict),
+        detail: { summary: "Move a confirmed booking to another time", tags: ["bookings"] },
+      },
+    )
+    .post(
+      "/:id/cancel",
+      async ({ principal, params, body, set }) => {
+        requireRole(principal, "customer", "admin");
+        await entities.read("booking", params.id, principal);
+        const answer = await command(
+          client,
+          refs.booking(params.id),
+          "CANCEL",
+          { reason: body?.reason ?? `cancelled by ${principal.role}` },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+        );
+        await remember(answer, params.id);
+        set.status = answer.status;
+        return answer.body;
+      },
+      {
+        params: IdParams,
+        body: t.Optional(
+          t.Object({ reason: t.Optional(t.String({ minLength: 1, maxLength: 300 })) }, strict),
+        ),
+        detail: { summary: "Cancel a booking before its repair starts (frees the slot)", tags: ["bookings"] },
+      },
+    )
+    .post(
+      "/:id/close",
+      async ({ principal, params, set }) => {
+        requireRole(principal, "technician", "admin");
+        await entities.read("booking", params.id, principal);
+        const answer = await command(
+          client,
+          refs.booking(params.id),
+          "CLOSE",
+          {},
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+        );
+        await remember(answer, params.id);
+        set.status = answer.status;
+        return answer.body;
+      },
+      {
+        params: IdParams,
+        detail: { summary: "Close a paid job (the car was collected)", tags: ["bookings"] },
+      },
+    );
+}

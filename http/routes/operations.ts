@@ -1,0 +1,122 @@
+/** For staff: the day's figures (analytics), parts stock, and dead letters (list, replay) for operators. */
+import { Elysia, t } from "elysia";
+import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
+import { authentication, requireRole } from "../auth.ts";
+import type { RouteDeps } from "../deps.ts";
+import { unprocessable } from "../errors.ts";
+import { Id, strict } from "./schemas.ts";
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+export function operationRoutes(deps: RouteDeps) {
+  return new Elysia({ prefix: "/api/v1" })
+    .use(authentication(deps.tokens))
+    .get(
+      "/analytics/daily",
+      async ({ principal, query }) => {
+        requireRole(principal, "admin");
+        const day = query.date ?? new Date().toISOString().slice(0, 10);
+        if (!DAY.test(day) || Number.isNaN(Date.parse(day)))
+          throw unprocessable("date must be YYYY-MM-DD", "date");
+        const rows = await deps.sql<{ metric: string; value: string }[]>`
+          select metric, value from daily_stat where day = ${day} order by metric`;
+        const live = await deps.redis
+          .mget(`daily:bookings:${day}`, `daily:revenue:${day}`)
+          .catch(() => [null, null] as (string | null)[]);
+        return {
+          date: day,
+          metrics: Object.fromEntries(rows.map((r) => [r.metric, Number(r.value)])),
+          redis: {
+            bookings: live[0] === null ? null : Number(live[0]),
+            revenue: live[1] === null ? null : Number(live[1]),
+          },
+        };
+      },
+      {
+        query: t.Object({ date: t.Optional(t.String({ maxLength: 10 })) }),
+        detail: { summary: "The day's bookings, revenue and notifications (admin)", tags: ["operations"] },
+      },
+    )
+    .get(
+      "/parts",
+      async ({ principal }) => {
+        requireRole(principal, "technician", "admin");
+        const rows = await deps.sql<
+          {
+            id: string;
+            name: string;
+            unit_price: number;
+            stock: number;
+            low_stock_threshold: number;
+            low_stock: boolean;
+          }[]
+        >`select id, name, unit_price, stock, low_stock_threshold, low_stock from part order by id`;
+        return rows.map((r) => ({
+          partId: r.id,
+          name: r.name,
+          unitPrice: r.unit_price,
+          stock: r.stock,
+          lowStockThreshold: r.low_stock_threshold,
+          lowStock: r.low_stock,
+        }));
+      },
+      { detail: { summary: "Spare parts and their stock", tags: ["operations"] } },
+    )
+    .get(
+      "/ops/dead-letters",
+      async ({ principal, query }) => {
+        requireRole(principal, "admin");
+        const letters = await listDeadLetters(deps.db, {
+          consumer: query.consumer,
+          key: query.key,
+          status: query.status,
+          limit: query.limit ?? 100,
+        });
+        return letters.map(({ value, sourceOffset, ...rest }) => ({
+          ...rest,
+          sourceOffset: sourceOffset.toString(),
+          value: value ? value.toString("utf8") : null,
+        }));
+      },
+      {
+        query: t.Object({
+          consumer: t.Optional(Id),
+          key: t.Optional(t.String({ maxLength: 200 })),
+          status: t.Optional(t.UnionEnum(["dead", "parked", "replayed"])),
+          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })),
+        }),
+        detail: { summary: "Dead letters, oldest first (admin)", tags: ["operations"] },
+      },
+    )
+    .post(
+      "/ops/dead-letters/replay",
+      async ({ principal, body }) => {
+        requireRole(principal, "admin");
+        const byKey = body.consumer !== undefined && body.key !== undefined;
+        if (!body.ids?.length && !byKey) {
+          throw unprocessable("give ids, or a consumer and a key", body.ids ? "/ids" : "/consumer");
+        }
+        const replayed = await replayDeadLetters(
+          deps.sql,
+          body.ids?.length
+            ? { ids: body.ids }
+            : { consumer: body.consumer as string, key: body.key as string },
+        );
+        return { replayed };
+      },
+      {
+        body: t.Object(
+          {
+            ids: t.Optional(t.Array(t.Integer({ minimum: 1 }), { maxItems: 500 })),
+            consumer: t.Optional(Id),
+            key: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+          },
+          strict,
+        ),
+        detail: {
+          summary: "Replay dead letters by id, or a key's letters in order (admin)",
+          tags: ["operations"],
+        },
+      },
+    );
+}

@@ -1,0 +1,87 @@
+/** Invoices and payments: the seed's `POST /api/v1/payments`, reading invoices, and the job saga's history. */
+import { Elysia, t } from "elysia";
+import type { InvoiceState } from "../../actors/invoice/invoice.ts";
+import type { JobState } from "../../actors/job-saga/job-saga.ts";
+import { authentication, requireRole } from "../auth.ts";
+import { command } from "../commands.ts";
+import type { RouteDeps } from "../deps.ts";
+import { beginIdempotent } from "../idempotency.ts";
+import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
+
+export function paymentRoutes(deps: RouteDeps) {
+  const { entities, client, refs } = deps;
+  return new Elysia({ prefix: "/api/v1" })
+    .use(authentication(deps.tokens))
+    .post(
+      "/payments",
+      async ({ principal, body, headers, set }) => {
+        requireRole(principal, "customer", "admin");
+        const invoice = await entities.read<InvoiceState>("invoice", body.invoiceId, principal);
+        const key = headers["idempotency-key"];
+        const run = await beginIdempotent(deps.sql, principal, "POST /api/v1/payments", key, body);
+        if (run.replay) {
+          set.status = run.replay.status;
+          set.headers["idempotent-replayed"] = "true";
+          return run.replay.body;
+        }
+        const answer = await command(
+          client,
+          refs.invoice(invoice.invoiceId),
+          "PAY",
+          // Without a key, the command's own id keys the charge: a redelivered command still charges once.
+          { cardToken: body.cardToken, idempotencyKey: key ?? run.messageId },
+          {
+            messageId: run.messageId,
+            timeoutMs: deps.askTimeoutMs,
+            statusUrl: `/api/v1/invoices/${invoice.invoiceId}`,
+          },
+        );
+        await run.finish(answer);
+        if (answer.view) await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);
+        set.status = answer.status;
+        return answer.body;
+      },
+      {
+        body: t.Object(
+          { invoiceId: Id, cardToken: t.String({ pattern: "^tok_[a-z0-9_]{1,40}$", maxLength: 44 }) },
+          strict,
+        ),
+        detail: {
+          summary: "Pay an invoice (200 paid, 402 declined; the job is then compensated)",
+          description:
+            "Test cards: tok_visa (approved), tok_declined, tok_insufficient_funds, tok_timeout, tok_flaky.",
+          tags: ["payments"],
+        },
+      },
+    )
+    .get(
+      "/invoices",
+      async ({ principal, query }) => {
+        const customerId = principal.role === "customer" ? principal.sub : query.customerId;
+        return entities.listOf<InvoiceState>("invoice", customerId, query.limit ?? 50);
+      },
+      {
+        query: ListQuery,
+        detail: { summary: "Your invoices (staff: all, or ?customerId=)", tags: ["payments"] },
+      },
+    )
+    .get(
+      "/invoices/:id",
+      async ({ principal, params }) => entities.read<InvoiceState>("invoice", params.id, principal),
+      {
+        params: IdParams,
+        detail: { summary: "One invoice", tags: ["payments"] },
+      },
+    )
+    .get(
+      "/jobs/:id",
+      async ({ principal, params }) => entities.read<JobState>("job-saga", params.id, principal),
+      {
+        params: IdParams,
+        detail: {
+          summary: "The job saga of a booking, with its history (id: the booking id)",
+          tags: ["jobs"],
+        },
+      },
+    );
+}

@@ -1,0 +1,114 @@
+/**
+ * `GET /ws`: live status over WebSocket. A client authenticates with its bearer token (`Authorization` header, or
+ * `?token=` since browsers cannot set headers on a WebSocket), then subscribes to its own bookings and repairs:
+ *
+ *   -> { "type": "subscribe", "bookingId": "..." }        (or "repairId")
+ *   <- { "type": "subscribed", "entity": "booking", "id": "...", "current": { ...the entity now... } }
+ *   <- { "type": "status", "entity": "booking", "id": "...", "event": "REPAIR_IN_PROGRESS", "status": ..., ... }
+ *
+ * Frames come from NATS (`<prefix>.status.<entity>.<id>`, published by the status reactor on whichever process
+ * handles the event), so every gateway process sees every change. Someone else's id answers like a missing one.
+ * Frames are at least once: dedupe by `eventId`.
+ */
+import { Elysia, t } from "elysia";
+import { type NatsConnection, type Subscription, statusSubject } from "../runtime/index.ts";
+import { authenticate, bearerOf, type Principal } from "./auth.ts";
+import type { RouteDeps } from "./deps.ts";
+import { HttpError } from "./errors.ts";
+
+const Subscribe = t.Object({
+  type: t.UnionEnum(["subscribe", "unsubscribe"]),
+  bookingId: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+  repairId: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+});
+
+const MAX_SUBSCRIPTIONS = 50;
+
+interface Connection {
+  principal: Principal;
+  subscriptions: Map<string, Subscription>;
+}
+
+export function statusSocket(deps: RouteDeps) {
+  const connections = new Map<string, Connection>();
+  return new Elysia().ws("/ws", {
+    query: t.Object({ token: t.Optional(t.String({ maxLength: 4096 })) }),
+    async beforeHandle({ headers, query, set }) {
+      try {
+        await authenticate(deps.tokens, bearerOf(headers) ?? query.token);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        set.status = error.status;
+        return { error: { code: error.code, message: error.message, retryable: false } };
+      }
+    },
+    async open(ws) {
+      const principal = await authenticate(deps.tokens, bearerOf(ws.data.headers) ?? ws.data.query.token);
+      connections.set(ws.id, { principal, subscriptions: new Map() });
+    },
+    async message(ws, raw) {
+      const connection = connections.get(ws.id);
+      if (!connection) return;
+      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
+      const message = raw as typeof Subscribe.static;
+      const entity = message.bookingId ? "booking" : message.repairId ? "repair" : undefined;
+      const id = message.bookingId ?? message.repairId;
+      if (!entity || !id || (message.bookingId && message.repairId)) {
+        return send({
+          type: "error",
+          code: "invalid_request",
+          message: "give exactly one of bookingId or repairId",
+        });
+      }
+      const subject = statusSubject(deps.natsPrefix, entity, id);
+      if (message.type === "unsubscribe") {
+        connection.subscriptions.get(subject)?.unsubscribe();
+        connection.subscriptions.delete(subject);
+        return send({ type: "unsubscribed", entity, id });
+      }
+      if (connection.subscriptions.size >= MAX_SUBSCRIPTIONS) {
+        return send({
+          type: "error",
+          code: "too_many",
+          message: `at most ${MAX_SUBSCRIPTIONS} subscriptions`,
+        });
+      }
+      const read = () => deps.entities.read(entity, id, connection.principal);
+      try {
+        await read(); // may this principal see it? (someone else's id answers not_found)
+      } catch (error) {
+        if (error instanceof HttpError)
+          return send({ type: "error", code: error.code, message: error.message, entity, id });
+        throw error;
+      }
+      if (!connection.subscriptions.has(subject)) {
+        let nc: NatsConnection;
+        try {
+          nc = await deps.nats();
+        } catch {
+          return send({
+            type: "error",
+            code: "unavailable",
+            message: "live status is unavailable; retry shortly",
+          });
+        }
+        connection.subscriptions.set(
+          subject,
+          nc.subscribe(subject, {
+            callback: (error, m) => {
+              if (!error) ws.send(m.string());
+            },
+          }),
+        );
+      }
+      // Read the current state after subscribing, so no change between the two is missed.
+      send({ type: "subscribed", entity, id, current: await read() });
+    },
+    close(ws) {
+      const connection = connections.get(ws.id);
+      for (const subscription of connection?.subscriptions.values() ?? []) subscription.unsubscribe();
+      connections.delete(ws.id);
+    },
+    body: Subscribe,
+  });
+}
