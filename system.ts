@@ -81,6 +81,7 @@ export function createSystem(config: Config, log: Logger): System {
         redis,
         nats: nc,
         settings: config.service,
+        log,
       });
       host = createHost({
         kafka: createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log }),

@@ -3,7 +3,13 @@
  * reactors, bound to a namespace's topics. The entry point and the tests build it with `createDomain`.
  */
 import type postgres from "postgres";
-import type { AnyActorDefinition, NatsConnection, ReactorDefinition, Redis } from "../runtime/index.ts";
+import type {
+  AnyActorDefinition,
+  Logger,
+  NatsConnection,
+  ReactorDefinition,
+  Redis,
+} from "../runtime/index.ts";
 import { bookingActor } from "./booking/booking.ts";
 import { topicsIn } from "./events.ts";
 import { invoiceActor } from "./invoice/invoice.ts";
@@ -29,6 +35,7 @@ export interface DomainDeps {
   settings: DomainSettings;
   gateway?: PaymentGateway;
   senders?: NotificationSender[];
+  log?: Logger;
 }
 
 export interface Domain {
@@ -57,6 +64,7 @@ export function createDomain(deps: DomainDeps): Domain {
       nats: deps.nats,
       natsPrefix: natsPrefixOf(deps.namespace),
       senders: deps.senders,
+      log: deps.log,
     }),
   };
 }

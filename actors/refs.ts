@@ -41,6 +41,8 @@ export function refsIn(topics: Topics): Refs {
     invoice: ref("invoice"),
     jobSaga: ref("job-saga"),
     slotKey: (serviceType, bookingDate) =>
-      topics.namespace ? `${topics.namespace}/${slotKey(serviceType, bookingDate)}` : slotKey(serviceType, bookingDate),
+      topics.namespace
+        ? `${topics.namespace}/${slotKey(serviceType, bookingDate)}`
+        : slotKey(serviceType, bookingDate),
   };
 }

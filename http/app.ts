@@ -15,8 +15,10 @@ import { paymentRoutes } from "./routes/payments.ts";
 import { repairRoutes } from "./routes/repairs.ts";
 import { statusSocket } from "./status-socket.ts";
 
-/** Request bodies above this are refused (413) before they are read. */
+/** Request bodies above this are refused (413, with a JSON reason) before they are read. */
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Bun's own limit, far above ours: beyond it Bun answers 413 itself (no body), without reading more. */
+const SERVER_BODY_LIMIT = 1024 * 1024;
 
 export interface AppDeps {
   probes: Probe[];
@@ -27,7 +29,12 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps) {
-  const app = new Elysia({ name: "pitstop", serve: { maxRequestBodySize: MAX_BODY_BYTES } })
+  // normalize: false -> unknown fields are refused (422) rather than silently dropped.
+  const app = new Elysia({
+    name: "pitstop",
+    normalize: false,
+    serve: { maxRequestBodySize: SERVER_BODY_LIMIT },
+  })
     .use(errorHandling(deps.log))
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);

@@ -31,7 +31,7 @@ interface Connection {
 
 export function statusSocket(deps: RouteDeps) {
   const connections = new Map<string, Connection>();
-  return new Elysia().ws("/ws", {
+  return new Elysia({ normalize: false }).ws("/ws", {
     query: t.Object({ token: t.Optional(t.String({ maxLength: 4096 })) }),
     async beforeHandle({ headers, query, set }) {
       try {

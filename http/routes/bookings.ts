@@ -26,7 +26,7 @@ export function bookingRoutes(deps: RouteDeps) {
   const remember = async (answer: { status: number; view?: unknown }, id: string) => {
     if (answer.view) await entities.remember("booking", id, answer.view as BookingState);
   };
-  return new Elysia({ prefix: "/api/v1/bookings" })
+  return new Elysia({ prefix: "/api/v1/bookings", normalize: false })
     .use(authentication(deps.tokens))
     .post(
       "/",

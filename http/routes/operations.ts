@@ -1,4 +1,5 @@
 /** For staff: the day's figures (analytics), parts stock, and dead letters (list, replay) for operators. */
+import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
 import { authentication, requireRole } from "../auth.ts";
@@ -9,7 +10,7 @@ import { Id, strict } from "./schemas.ts";
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export function operationRoutes(deps: RouteDeps) {
-  return new Elysia({ prefix: "/api/v1" })
+  return new Elysia({ prefix: "/api/v1", normalize: false })
     .use(authentication(deps.tokens))
     .get(
       "/analytics/daily",
@@ -107,7 +108,7 @@ export function operationRoutes(deps: RouteDeps) {
       {
         body: t.Object(
           {
-            ids: t.Optional(t.Array(t.Integer({ minimum: 1 }), { maxItems: 500 })),
+            ids: t.Optional(t.Array(Type.Integer({ minimum: 1 }), { maxItems: 500 })),
             consumer: t.Optional(Id),
             key: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
           },

@@ -10,7 +10,7 @@ import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
 
 export function paymentRoutes(deps: RouteDeps) {
   const { entities, client, refs } = deps;
-  return new Elysia({ prefix: "/api/v1" })
+  return new Elysia({ prefix: "/api/v1", normalize: false })
     .use(authentication(deps.tokens))
     .post(
       "/payments",

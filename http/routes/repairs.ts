@@ -1,4 +1,5 @@
 /** Repairs: start (the seed's `POST /api/v1/repairs/start`), progress, complete, read. Technicians drive them. */
+import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import type { BookingState } from "../../actors/booking/booking.ts";
 import type { RepairState } from "../../actors/repair/repair.ts";
@@ -20,7 +21,7 @@ export function repairRoutes(deps: RouteDeps) {
     }
     return technicianId ?? principal.sub;
   };
-  return new Elysia({ prefix: "/api/v1/repairs" })
+  return new Elysia({ prefix: "/api/v1/repairs", normalize: false })
     .use(authentication(deps.tokens))
     .post(
       "/start",
@@ -60,7 +61,7 @@ export function repairRoutes(deps: RouteDeps) {
             bookingId: Id,
             technicianId: t.Optional(Id),
             /** Minutes the repair is expected to take. */
-            estimatedTime: t.Integer({ minimum: 1, maximum: 10_080 }),
+            estimatedTime: Type.Integer({ minimum: 1, maximum: 10_080 }),
           },
           strict,
         ),
@@ -84,7 +85,7 @@ export function repairRoutes(deps: RouteDeps) {
       },
       {
         params: IdParams,
-        body: t.Object({ status: Stage, progress: t.Integer({ minimum: 0, maximum: 100 }) }, strict),
+        body: t.Object({ status: Stage, progress: Type.Integer({ minimum: 0, maximum: 100 }) }, strict),
         detail: {
           summary: "Report progress: DIAGNOSING -> REPAIRING -> TESTING, with a percentage",
           tags: ["repairs"],
@@ -122,10 +123,10 @@ export function repairRoutes(deps: RouteDeps) {
         body: t.Object(
           {
             parts: t.Array(
-              t.Object({ partId: Id, quantity: t.Integer({ minimum: 1, maximum: 100 }) }, strict),
+              t.Object({ partId: Id, quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, strict),
               { maxItems: 50 },
             ),
-            labourMinutes: t.Integer({ minimum: 0, maximum: 10_000 }),
+            labourMinutes: Type.Integer({ minimum: 0, maximum: 10_000 }),
           },
           strict,
         ),

@@ -3,6 +3,7 @@
  * consumer groups and NATS subjects `pitstop-<ns>`): the real Kafka, Postgres, Redis and NATS, the real host with
  * every actor and reactor, the real HTTP app on a loopback port (WebSockets need one), and tokens per role.
  */
+import postgres from "postgres";
 import { createSystem, type System } from "../../system.ts";
 import { createKafka, provisionTopics, topicCatalogue } from "../../topics/index.ts";
 import { testConfig, testLog, waitFor } from "../support.ts";
@@ -34,6 +35,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   const topics = topicCatalogue(3, namespace);
   await provisionTopics(kafka, topics);
   const system = createSystem(config, testLog);
+  const cleanupSql = postgres(config.postgres.url, { max: 1, onnotice: () => {} });
   const host = await system.startHost();
   // Every consumer group owns its partitions before the first request (a cold group would only be slower).
   await waitFor(
@@ -71,6 +73,9 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     async stop() {
       await server.stop();
       await system.close();
+      // Rows the relay had not published yet would wait forever for topics that are about to go.
+      await cleanupSql`delete from outbox where published_at is null and topic like ${`${namespace}.%`}`;
+      await cleanupSql.end();
       const admin = kafka.admin();
       await admin.connect();
       await admin.deleteTopics({ topics: topics.map((t) => t.name) }).catch(() => {});
