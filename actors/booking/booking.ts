@@ -118,7 +118,6 @@ export function bookingActor(refs: Refs) {
         const s: BookingState = { ...state, ...changes, updatedAt: now, version: state.version + 1 };
         return {
           state: s,
-          status: { status: s.status, booking: bookingView(s) },
           reply: reply ?? accept(bookingView(s)),
         };
       };
@@ -158,7 +157,6 @@ export function bookingActor(refs: Refs) {
           });
           return {
             state: s.state,
-            status: s.status,
             send: [hold(slotId, "create", message.payload.customerId)],
           };
         }
@@ -327,7 +325,6 @@ export function bookingActor(refs: Refs) {
           const s = next({ status: "IN_SERVICE", repairId });
           return {
             state: s.state,
-            status: s.status,
             emit: [
               emitted(topics, "BOOKING_IN_SERVICE", {
                 bookingId: ctx.key,

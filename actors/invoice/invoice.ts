@@ -115,7 +115,7 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
       const now = ctx.now.toISOString();
       const next = (changes: Partial<InvoiceState>, reply?: Reply<InvoiceState>) => {
         const s: InvoiceState = { ...state, ...changes, updatedAt: now, version: state.version + 1 };
-        return { state: s, status: { status: s.status, amount: s.amount }, reply: reply ?? accept(s) };
+        return { state: s, reply: reply ?? accept(s) };
       };
       const ids = { invoiceId: ctx.key, bookingId: state.bookingId, customerId: state.customerId };
       switch (message.type) {

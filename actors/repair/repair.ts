@@ -96,7 +96,6 @@ export function repairActor(refs: Refs) {
         const s: RepairState = { ...state, ...changes, updatedAt: now, version: state.version + 1 };
         return {
           state: s,
-          status: { status: s.status, progress: s.progress },
           reply: accept(s) as Reply<RepairState>,
         };
       };
