@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "stopping");
-    await server.stop();
+    await server.stop(true); // true: open WebSockets are closed, not waited for
     await system.close();
     process.exit(0);
   };

@@ -191,7 +191,7 @@ export async function spawnHost(env: Record<string, string>) {
           .split("\n")
           .find((l) => l.startsWith("{")),
       {
-        timeoutMs: 5000,
+        timeoutMs: 15_000, // a loaded machine can be slow to schedule the child
         what: "stats from the host process",
       },
     );

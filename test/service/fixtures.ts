@@ -71,7 +71,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       return { status: response.status, body: parsed, headers: response.headers };
     },
     async stop() {
-      await server.stop();
+      await server.stop(true); // true: close open WebSockets too, or stop waits for them
       await system.close();
       // Rows the relay had not published yet would wait forever for topics that are about to go.
       await cleanupSql`delete from outbox where published_at is null and topic like ${`${namespace}.%`}`;

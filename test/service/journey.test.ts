@@ -126,18 +126,18 @@ test("the whole job: book -> repair progress -> complete -> invoice -> pay -> PA
   const bookingEvents = dedupe(
     socket.frames.filter((f) => f.type === "status" && f.entity === "booking"),
   ).map((f) => f.event);
-  const milestones = [
+  // Every step reached the booking's subscribers; the booking's own changes in the order they happened (frames
+  // of different entities, e.g. the repair's and the invoice's, come from different partitions: no order between them).
+  for (const step of ["REPAIR_STARTED", "REPAIR_COMPLETED", "INVOICE_CREATED", "PAYMENT_COMPLETED"]) {
+    expect(bookingEvents).toContain(step);
+  }
+  // (BOOKING_CREATED may come before the subscription or after it: the subscribe raced the status reactor.)
+  expect(bookingEvents.filter((e) => e.startsWith("BOOKING_") && e !== "BOOKING_CREATED")).toEqual([
     "BOOKING_IN_SERVICE",
-    "REPAIR_STARTED",
-    "REPAIR_COMPLETED",
-    "INVOICE_CREATED",
-    "PAYMENT_COMPLETED",
+    "BOOKING_AWAITING_PAYMENT",
     "BOOKING_PAID",
     "BOOKING_CLOSED",
-  ];
-  const positions = milestones.map((m) => bookingEvents.indexOf(m));
-  expect(positions.every((p) => p >= 0)).toBe(true);
-  expect(positions.slice(2)).toEqual([...positions.slice(2)].sort((a, b) => a - b));
+  ]);
   socket.close();
 }, 120_000);
 
