@@ -30,7 +30,7 @@ interface Connection {
 }
 
 export function statusSocket(deps: RouteDeps) {
-  const connections = new Map<string, Connection>();
+  const connections = new Map<string, Promise<Connection>>();
   return new Elysia({ normalize: false }).ws("/ws", {
     query: t.Object({ token: t.Optional(t.String({ maxLength: 4096 })) }),
     async beforeHandle({ headers, query, set }) {
@@ -42,12 +42,16 @@ export function statusSocket(deps: RouteDeps) {
         return { error: { code: error.code, message: error.message, retryable: false } };
       }
     },
-    async open(ws) {
-      const principal = await authenticate(deps.tokens, bearerOf(ws.data.headers) ?? ws.data.query.token);
-      connections.set(ws.id, { principal, subscriptions: new Map() });
+    open(ws) {
+      // A client may send its first subscribe at once: `message` waits for this to finish.
+      const opening = authenticate(deps.tokens, bearerOf(ws.data.headers) ?? ws.data.query.token).then(
+        (principal) => ({ principal, subscriptions: new Map<string, Subscription>() }),
+      );
+      connections.set(ws.id, opening);
+      return opening.then(() => {}).catch(() => ws.close(4401, "unauthorized"));
     },
     async message(ws, raw) {
-      const connection = connections.get(ws.id);
+      const connection = await connections.get(ws.id)?.catch(() => undefined);
       if (!connection) return;
       const send = (frame: unknown) => ws.send(JSON.stringify(frame));
       const message = raw as typeof Subscribe.static;
@@ -104,10 +108,10 @@ export function statusSocket(deps: RouteDeps) {
       // Read the current state after subscribing, so no change between the two is missed.
       send({ type: "subscribed", entity, id, current: await read() });
     },
-    close(ws) {
-      const connection = connections.get(ws.id);
-      for (const subscription of connection?.subscriptions.values() ?? []) subscription.unsubscribe();
+    async close(ws) {
+      const connection = await connections.get(ws.id)?.catch(() => undefined);
       connections.delete(ws.id);
+      for (const subscription of connection?.subscriptions.values() ?? []) subscription.unsubscribe();
     },
     body: Subscribe,
   });
