@@ -221,3 +221,71 @@ describe("payment", () => {
     expect(job.body.status).toBe("AWAITING_PAYMENT");
   }, 60_000);
 });
+
+describe("reschedule", () => {
+  test("a confirmed booking moves to a free slot (the old place is freed); a full slot refuses and the booking stays", async () => {
+    const customer = await service.token("customer", `cust-${uid()}`);
+    const from = slotTime(randomHours(), 10);
+    const booked = await service.call("POST", "/api/v1/bookings", {
+      token: customer,
+      body: { vehicleId: "car-m", serviceType: "INSPECTION", bookingDate: from },
+    });
+    expect(booked.status).toBe(201);
+    const { bookingId, slotId: oldSlot } = booked.body;
+
+    // Fill another slot, then try to move there: refused, nothing changes.
+    const full = slotTime(randomHours(), 0);
+    for (let i = 0; i < 3; i++) {
+      const other = await service.call("POST", "/api/v1/bookings", {
+        token: await service.token("customer", `filler-${uid()}`),
+        body: { vehicleId: `f-${i}`, serviceType: "INSPECTION", bookingDate: full },
+      });
+      expect(other.status).toBe(201);
+    }
+    const refused = await service.call("POST", `/api/v1/bookings/${bookingId}/reschedule`, {
+      token: customer,
+      body: { bookingDate: full },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("slot_full");
+    const unchanged = await service.call("GET", `/api/v1/bookings/${bookingId}`, { token: customer });
+    expect(unchanged.body).toMatchObject({ bookingDate: from, slotId: oldSlot, status: "CONFIRMED" });
+
+    const to = slotTime(randomHours(), 45);
+    const moved = await service.call("POST", `/api/v1/bookings/${bookingId}/reschedule`, {
+      token: customer,
+      body: { bookingDate: to },
+    });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ bookingDate: to, status: "CONFIRMED" });
+    expect(moved.body.slotId).not.toBe(oldSlot);
+    // The old slot let go of the booking; the new one holds it.
+    const holds = async (slot: string) => {
+      const [row] = await service.system.routes.sql<{ state: { holds: Record<string, unknown> } }[]>`
+        select state from actor_state where kind = 'slot' and actor_key = ${slot}`;
+      return Object.keys(row?.state.holds ?? {});
+    };
+    await poll(
+      async () => ((await holds(oldSlot)).includes(bookingId) ? undefined : true),
+      "the old slot to free",
+    );
+    expect(await holds(moved.body.slotId)).toContain(bookingId);
+    // Bad input on the command routes: 422 with the field, never a 5xx.
+    const bad = await service.call("POST", `/api/v1/bookings/${bookingId}/reschedule`, {
+      token: customer,
+      body: { bookingDate: "soon" },
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.field).toBe("/bookingDate");
+    const extra = await service.call("POST", `/api/v1/bookings/${bookingId}/cancel`, {
+      token: customer,
+      body: { reason: "x", refund: "all" },
+    });
+    expect(extra.status).toBe(422);
+    const early = await service.call("POST", `/api/v1/bookings/${bookingId}/close`, {
+      token: await service.token("technician", `tech-${uid()}`),
+    });
+    expect(early.status).toBe(409);
+    expect(early.body.error.message).toBe("a CONFIRMED booking cannot be closed; it closes once paid");
+  }, 60_000);
+});
