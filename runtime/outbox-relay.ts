@@ -42,6 +42,8 @@ export class OutboxRelay {
   private pending = false;
   /** Topics whose last publish failed, and when to try them again: one bad topic must not stall the others. */
   private readonly blocked = new Map<string, { until: number; failures: number }>();
+  /** Topics with a send in flight (at most one each). */
+  private readonly sending = new Map<string, Promise<void>>();
   private lastHousekeeping = 0;
   readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0 };
 
@@ -70,6 +72,7 @@ export class OutboxRelay {
     this.running = false;
     this.wake?.();
     await this.loop;
+    await Promise.allSettled([...this.sending.values()]);
     await this.producer?.disconnect().catch(() => {});
     await this.sql.end({ timeout: 5 });
   }
@@ -123,10 +126,16 @@ export class OutboxRelay {
     });
   }
 
+  /**
+   * Starts publishing the oldest unpublished rows, one send per topic. A topic's send runs on its own: a slow or
+   * failing topic (a broker failover, a deleted topic) never holds up the others, and its rows are not selected
+   * again until its send is done (one send in flight per topic keeps the topic's id order, hence per-key order).
+   * Returns how many rows were picked up.
+   */
   private async publishBatch(): Promise<number> {
     const now = Date.now();
     for (const [topic, b] of this.blocked) if (b.until <= now) this.blocked.delete(topic);
-    const skip = [...this.blocked.keys()];
+    const skip = [...this.blocked.keys(), ...this.sending.keys()];
     const limit = this.options.batchSize ?? 500;
     const rows = await this.sql<OutboxRow[]>`
       select id, topic, message_key, headers, value, raw_value from outbox
@@ -134,45 +143,56 @@ export class OutboxRelay {
       order by id limit ${limit}`;
     if (rows.length === 0) return 0;
     this.producer ??= await this.connectProducer();
-    const producer = this.producer;
-    // Rows grouped by topic keep their id order within the topic, hence per key (a key's rows share a topic).
     const byTopic = new Map<string, OutboxRow[]>();
     for (const row of rows) {
       const list = byTopic.get(row.topic) ?? [];
       list.push(row);
       byTopic.set(row.topic, list);
     }
-    // Topics are sent at once, each in one request in id order: a slow or failing topic delays no other.
-    const sent: string[] = [];
-    await Promise.all(
-      [...byTopic].map(async ([topic, list]) => {
-        try {
-          await producer.send({
-            topic,
-            acks: -1,
-            messages: list.map((r) => ({
-              key: r.message_key,
-              value: r.raw_value ?? r.value,
-              headers: r.headers,
-            })),
-          });
-          sent.push(...list.map((r) => r.id));
-        } catch (error) {
-          const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
-          const backoffMs = Math.min(30_000, 500 * 2 ** failures);
-          this.blocked.set(topic, { until: Date.now() + backoffMs, failures });
-          this.stats.errors++;
-          this.options.log.error(
-            { err: error, topic, rows: list.length, backoffMs },
-            "outbox publish failed; topic held back",
-          );
-        }
+    const sends = [...byTopic].map(([topic, list]) => {
+      const send = this.sendTopic(topic, list).finally(() => this.sending.delete(topic));
+      this.sending.set(topic, send);
+      return send;
+    });
+    // Usually every send is done in milliseconds; one that is not goes on in the background.
+    let timer: Timer | undefined;
+    await Promise.race([
+      Promise.all(sends),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 250);
       }),
-    );
-    if (sent.length > 0) await this.sql`update outbox set published_at = now() where id in ${this.sql(sent)}`;
-    this.stats.published += sent.length;
+    ]);
+    clearTimeout(timer);
     this.stats.batches++;
-    return sent.length;
+    return rows.length;
+  }
+
+  private async sendTopic(topic: string, list: OutboxRow[]): Promise<void> {
+    const producer = this.producer as Producer;
+    try {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: list.map((r) => ({
+          key: r.message_key,
+          value: r.raw_value ?? r.value,
+          headers: r.headers,
+        })),
+      });
+    } catch (error) {
+      const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
+      const backoffMs = Math.min(30_000, 500 * 2 ** failures);
+      this.blocked.set(topic, { until: Date.now() + backoffMs, failures });
+      this.stats.errors++;
+      this.options.log.error(
+        { err: error, topic, rows: list.length, backoffMs },
+        "outbox publish failed; topic held back",
+      );
+      return;
+    }
+    const ids = list.map((r) => r.id);
+    await this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`;
+    this.stats.published += ids.length;
   }
 
   /** Deletes old published outbox rows and old inbox ids, a bounded batch at a time; returns how many. */

@@ -123,3 +123,44 @@ describe("relays on every host", () => {
     await consumer.disconnect();
   }, 90_000);
 });
+
+describe("a topic that cannot be published", () => {
+  test("does not hold up the others: their rows go out while its send is still failing, and it is held back", async () => {
+    const { provisionTopics } = await import("../../topics/index.ts");
+    const good = uniqueName("ok");
+    const missing = uniqueName("missing"); // never created (the broker does not create topics on demand)
+    await provisionTopics(kafka, [{ name: good, role: "events", partitions: 1 }]);
+    // The missing topic's row comes first: a relay that waits for every send of a batch would wait for it.
+    await database.sql`insert into outbox (topic, message_key, value) values (${missing}, 'k', 'stuck')`;
+    for (let i = 0; i < 5; i++) {
+      await database.sql`insert into outbox (topic, message_key, value) values (${good}, 'k', ${String(i)})`;
+    }
+    const alone = new OutboxRelay({
+      kafka,
+      databaseUrl: config.postgres.url,
+      log: testLog,
+      pollIntervalMs: 20,
+    });
+    await relay.stop(); // (stopped already if the tests above ran; a second stop is harmless)
+    alone.start();
+    try {
+      const published = async () =>
+        (
+          await database.sql`select count(*)::int as n from outbox where topic = ${good} and published_at is not null`
+        )[0]?.n === 5;
+      await waitFor(published, { timeoutMs: 30_000, what: "the good topic's rows published" });
+      // Its send to the missing topic had not even failed yet when the others were out.
+      const errorsWhenGoodWasOut = alone.stats.errors;
+      await waitFor(() => alone.stats.errors > 0, {
+        timeoutMs: 30_000,
+        what: "the missing topic's send to fail",
+      });
+      expect(errorsWhenGoodWasOut).toBe(0);
+      const [stuck] = await database.sql`select published_at from outbox where topic = ${missing}`;
+      expect(stuck?.published_at).toBeNull();
+    } finally {
+      await alone.stop();
+      await database.sql`delete from outbox where topic in (${missing}, ${good})`;
+    }
+  }, 60_000);
+});
