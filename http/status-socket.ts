@@ -27,6 +27,7 @@ const MAX_SUBSCRIPTIONS = 50;
 interface Connection {
   principal: Principal;
   subscriptions: Map<string, Subscription>;
+  closed: boolean;
 }
 
 export function statusSocket(deps: RouteDeps) {
@@ -45,7 +46,7 @@ export function statusSocket(deps: RouteDeps) {
     open(ws) {
       // A client may send its first subscribe at once: `message` waits for this to finish.
       const opening = authenticate(deps.tokens, bearerOf(ws.data.headers) ?? ws.data.query.token).then(
-        (principal) => ({ principal, subscriptions: new Map<string, Subscription>() }),
+        (principal): Connection => ({ principal, subscriptions: new Map(), closed: false }),
       );
       connections.set(ws.id, opening);
       return opening.then(() => {}).catch(() => ws.close(4401, "unauthorized"));
@@ -106,12 +107,19 @@ export function statusSocket(deps: RouteDeps) {
         );
       }
       // Read the current state after subscribing, so no change between the two is missed.
-      send({ type: "subscribed", entity, id, current: await read() });
+      const current = await read();
+      if (connection.closed) {
+        for (const subscription of connection.subscriptions.values()) subscription.unsubscribe();
+        return;
+      }
+      send({ type: "subscribed", entity, id, current });
     },
     async close(ws) {
       const connection = await connections.get(ws.id)?.catch(() => undefined);
       connections.delete(ws.id);
-      for (const subscription of connection?.subscriptions.values() ?? []) subscription.unsubscribe();
+      if (!connection) return;
+      connection.closed = true; // a subscribe still being handled unsubscribes itself
+      for (const subscription of connection.subscriptions.values()) subscription.unsubscribe();
     },
     body: Subscribe,
   });

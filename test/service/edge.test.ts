@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { openSocket, type Service, slotTime, startService } from "./fixtures.ts";
+import { type Json, openSocket, type Service, slotTime, startService } from "./fixtures.ts";
 
 let service: Service;
 let alice: string;
@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => service?.stop(), 60_000);
 
 /** Every 4xx carries a code and a message; nothing here may be a 5xx. */
-function expectClientError(response: { status: number; body: any }, status: number, field?: string) {
+function expectClientError(response: { status: number; body: Json }, status: number, field?: string) {
   expect({ status: response.status, body: response.body }).toMatchObject({ status });
   expect(typeof response.body.error.code).toBe("string");
   expect(response.body.error.message.length).toBeGreaterThan(0);

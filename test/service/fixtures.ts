@@ -8,6 +8,13 @@ import { createSystem, type System } from "../../system.ts";
 import { createKafka, provisionTopics, topicCatalogue } from "../../topics/index.ts";
 import { testConfig, testLog, waitFor } from "../support.ts";
 
+/**
+ * A JSON body or frame as a test reads it: whatever the server sent. Tests index into it freely and assert on
+ * what they find, so it is typed loosely on purpose.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON read by assertions
+export type Json = any;
+
 export interface Service {
   system: System;
   namespace: string;
@@ -19,7 +26,7 @@ export interface Service {
     method: string,
     path: string,
     options?: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string },
-  ): Promise<{ status: number; body: any; headers: Headers }>;
+  ): Promise<{ status: number; body: Json; headers: Headers }>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +100,7 @@ export function slotTime(hoursAhead: number, minute = 0): string {
 
 /** A WebSocket client that collects frames. */
 export async function openSocket(url: string) {
-  const frames: any[] = [];
+  const frames: Json[] = [];
   const ws = new WebSocket(url);
   ws.onmessage = (event) => frames.push(JSON.parse(String(event.data)));
   await new Promise<void>((resolve, reject) => {
@@ -104,7 +111,7 @@ export async function openSocket(url: string) {
     frames,
     send: (frame: unknown) => ws.send(JSON.stringify(frame)),
     close: () => ws.close(),
-    waitFor: (predicate: (frame: any) => boolean, what: string) =>
+    waitFor: (predicate: (frame: Json) => boolean, what: string) =>
       waitFor(() => frames.find(predicate), { timeoutMs: 30_000, what }),
   };
 }
