@@ -83,7 +83,8 @@ export function operationRoutes(deps: RouteDeps) {
         query: t.Object({
           consumer: t.Optional(Id),
           key: t.Optional(t.String({ maxLength: 200 })),
-          status: t.Optional(t.UnionEnum(["dead", "parked", "replayed"])),
+          // (not t.UnionEnum: Elysia fills an optional UnionEnum in a query with its first value)
+          status: t.Optional(t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed")])),
           limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })),
         }),
         detail: { summary: "Dead letters, oldest first (admin)", tags: ["operations"] },

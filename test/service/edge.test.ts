@@ -255,3 +255,63 @@ describe("bad input never gets a 5xx", () => {
     expect(Object.keys(docs.body.paths)).toContain("/api/v1/bookings/");
   });
 });
+
+describe("operations", () => {
+  test("admins list and replay dead letters over HTTP; technicians read parts stock", async () => {
+    // A command the booking actor cannot decode (its payload is off-schema) is dead-lettered.
+    const { createKafka, encodeEnvelope, newEnvelope } = await import("../../topics/index.ts");
+    const key = `poison-${uid()}`;
+    const kafka = createKafka({ brokers: ["127.0.0.1:9092"], clientId: "edge-poison" });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({
+      topic: `${service.namespace}.booking-mailbox`,
+      acks: -1,
+      messages: [
+        {
+          key,
+          value: encodeEnvelope(newEnvelope({ eventType: "CREATE", entityId: key, payload: { nope: 1 } })),
+        },
+      ],
+    });
+    await producer.disconnect();
+    const list = async () =>
+      (await service.call("GET", `/api/v1/ops/dead-letters?consumer=booking&key=${key}`, { token: admin }))
+        .body;
+    let letters: Json[] = [];
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && letters.length === 0) {
+      letters = await list();
+      if (letters.length === 0) await Bun.sleep(100);
+    }
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({
+      consumer: "booking",
+      messageKey: key,
+      status: "dead",
+      errorClass: "DecodeError",
+    });
+    expect(letters[0].errorMessage).toContain("CREATE payload is invalid");
+    const replay = await service.call("POST", "/api/v1/ops/dead-letters/replay", {
+      token: admin,
+      body: { ids: [letters[0].id] },
+    });
+    expect(replay.status).toBe(200);
+    expect(replay.body).toEqual({ replayed: [letters[0].id] });
+    // Replayed, it fails again (still off-schema) and comes back as a new dead letter.
+    const replayDeadline = Date.now() + 30_000;
+    while (Date.now() < replayDeadline && letters.length < 2) {
+      letters = await list();
+      if (letters.length < 2) await Bun.sleep(100);
+    }
+    expect(letters.map((l: Json) => l.status)).toEqual(["replayed", "dead"]);
+
+    const parts = await service.call("GET", "/api/v1/parts", { token: technician });
+    expect(parts.status).toBe(200);
+    expect(parts.body.find((p: Json) => p.partId === "OIL-5W30-4L")).toMatchObject({
+      name: "Engine oil 5W-30, 4 L",
+      unitPrice: 120_000,
+      lowStockThreshold: 20,
+    });
+  }, 60_000);
+});
