@@ -10,13 +10,14 @@ import { type EventTopic, type MailboxTopic, topicIn } from "../topics/index.ts"
 
 const Id = Type.String({ minLength: 1, maxLength: 100 });
 const Money = Type.Integer({ minimum: 0 });
-const Part = Type.Object({
+/** A part used in a repair, priced when it was used (repair completion, invoice lines). */
+export const PartUsedSchema = Type.Object({
   partId: Id,
   name: Type.String(),
   quantity: Type.Integer({ minimum: 1 }),
   unitPrice: Money,
 });
-export type PartUsed = Static<typeof Part>;
+export type PartUsed = Static<typeof PartUsedSchema>;
 
 export const RepairStage = Type.Union([
   Type.Literal("DIAGNOSING"),
@@ -68,7 +69,7 @@ export const EVENTS = {
       repairId: Id,
       bookingId: Id,
       customerId: Id,
-      parts: Type.Array(Part),
+      parts: Type.Array(PartUsedSchema),
       labourMinutes: Type.Integer({ minimum: 0 }),
       labourCost: Money,
       partsCost: Money,

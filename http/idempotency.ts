@@ -91,3 +91,34 @@ export async function beginIdempotent(
     },
   );
 }
+
+/** The parts of Elysia's `set` a route's answer is written to. */
+interface ResponseSet {
+  status?: number | string;
+  headers: Record<string, string | number>;
+}
+
+/**
+ * Runs `act` at most once per Idempotency-Key (once per request without one) and writes the answer — its own,
+ * or the stored answer of the first request with the key — to the response. Returns the body.
+ */
+export async function idempotently(
+  sql: postgres.Sql,
+  principal: Principal,
+  route: string,
+  key: string | undefined,
+  requestBody: unknown,
+  set: ResponseSet,
+  act: (ids: { messageId: string; entityId: string }) => Promise<StoredAnswer>,
+): Promise<unknown> {
+  const run = await beginIdempotent(sql, principal, route, key, requestBody);
+  if (run.replay) {
+    set.status = run.replay.status;
+    set.headers["idempotent-replayed"] = "true";
+    return run.replay.body;
+  }
+  const answer = await act(run);
+  await run.finish(answer);
+  set.status = answer.status;
+  return answer.body;
+}

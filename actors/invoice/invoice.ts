@@ -13,7 +13,7 @@
  */
 import { Type } from "@sinclair/typebox";
 import { defineActor, type TurnResult } from "../../runtime/index.ts";
-import { emitted, type PartUsed } from "../events.ts";
+import { emitted, type PartUsed, PartUsedSchema } from "../events.ts";
 import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
 import { CURRENCY } from "../service-catalogue.ts";
@@ -47,19 +47,12 @@ export interface InvoiceState {
   version: number;
 }
 
-const Part = Type.Object({
-  partId: Type.String(),
-  name: Type.String(),
-  quantity: Type.Integer({ minimum: 1 }),
-  unitPrice: Type.Integer({ minimum: 0 }),
-});
-
 export const invoiceMessages = {
   CREATE: Type.Object({
     bookingId: Type.String(),
     repairId: Type.String(),
     customerId: Type.String(),
-    parts: Type.Array(Part),
+    parts: Type.Array(PartUsedSchema),
     labourMinutes: Type.Integer({ minimum: 0 }),
     labourCost: Type.Integer({ minimum: 0 }),
     dueAt: Type.String(),

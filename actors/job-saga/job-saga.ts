@@ -15,7 +15,7 @@
  */
 import { Type } from "@sinclair/typebox";
 import { defineActor, type SendEffect, type TurnResult } from "../../runtime/index.ts";
-import { emitted } from "../events.ts";
+import { emitted, PartUsedSchema } from "../events.ts";
 import type { Refs } from "../refs.ts";
 
 export type JobStatus =
@@ -46,20 +46,13 @@ export interface JobState {
   version: number;
 }
 
-const Part = Type.Object({
-  partId: Type.String(),
-  name: Type.String(),
-  quantity: Type.Integer({ minimum: 1 }),
-  unitPrice: Type.Integer({ minimum: 0 }),
-});
-
 export const jobMessages = {
   JOB_OPENED: Type.Object({ customerId: Type.String(), slotId: Type.String(), bookingDate: Type.String() }),
   JOB_CANCELLED: Type.Object({ reason: Type.String() }),
   REPAIR_STARTED: Type.Object({ repairId: Type.String(), technicianId: Type.String() }),
   REPAIR_DONE: Type.Object({
     repairId: Type.String(),
-    parts: Type.Array(Part),
+    parts: Type.Array(PartUsedSchema),
     labourMinutes: Type.Integer({ minimum: 0 }),
     labourCost: Type.Integer({ minimum: 0 }),
     partsCost: Type.Integer({ minimum: 0 }),

@@ -8,7 +8,7 @@
  */
 import { Type } from "@sinclair/typebox";
 import { defineActor, type TurnResult } from "../../runtime/index.ts";
-import { emitted, type PartUsed, RepairStage } from "../events.ts";
+import { emitted, type PartUsed, PartUsedSchema, RepairStage } from "../events.ts";
 import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
 import { LABOUR_RATE_PER_HOUR } from "../service-catalogue.ts";
@@ -34,13 +34,6 @@ export interface RepairState {
   version: number;
 }
 
-const Part = Type.Object({
-  partId: Type.String(),
-  name: Type.String(),
-  quantity: Type.Integer({ minimum: 1 }),
-  unitPrice: Type.Integer({ minimum: 0 }),
-});
-
 export const repairMessages = {
   START: Type.Object({
     bookingId: Type.String(),
@@ -54,7 +47,7 @@ export const repairMessages = {
     technicianId: Type.String(),
   }),
   COMPLETE: Type.Object({
-    parts: Type.Array(Part),
+    parts: Type.Array(PartUsedSchema),
     labourMinutes: Type.Integer({ minimum: 0 }),
     technicianId: Type.String(),
   }),

@@ -6,7 +6,7 @@ import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
-import { beginIdempotent } from "../idempotency.ts";
+import { idempotently } from "../idempotency.ts";
 import { bookingTime, Id, IdParams, ListQuery, strict } from "./schemas.ts";
 
 const CreateBooking = t.Object(
@@ -42,37 +42,32 @@ export function bookingRoutes(deps: RouteDeps) {
           throw unprocessable("customerId is required when an admin books", "/customerId");
         }
         const at = bookingTime(body.bookingDate, "/bookingDate");
-        const run = await beginIdempotent(
+        return idempotently(
           deps.sql,
           principal,
           "POST /api/v1/bookings",
           headers["idempotency-key"],
           body,
-        );
-        if (run.replay) {
-          set.status = run.replay.status;
-          set.headers["idempotent-replayed"] = "true";
-          return run.replay.body;
-        }
-        const id = run.entityId;
-        const answer = await command(
-          client,
-          refs.booking(id),
-          "CREATE",
-          {
-            customerId,
-            vehicleId: body.vehicleId,
-            serviceType: body.serviceType,
-            bookingDate: at.toISOString(),
-            ...(body.notes !== undefined ? { notes: body.notes } : {}),
+          set,
+          async ({ messageId, entityId: id }) => {
+            const answer = await command(
+              client,
+              refs.booking(id),
+              "CREATE",
+              {
+                customerId,
+                vehicleId: body.vehicleId,
+                serviceType: body.serviceType,
+                bookingDate: at.toISOString(),
+                ...(body.notes !== undefined ? { notes: body.notes } : {}),
+              },
+              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
+            );
+            await remember(answer, id);
+            if (answer.status === 201 || answer.status === 202) set.headers.location = url(id);
+            return answer;
           },
-          { messageId: run.messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
         );
-        await run.finish(answer);
-        await remember(answer, id);
-        set.status = answer.status;
-        if (answer.status === 201 || answer.status === 202) set.headers.location = url(id);
-        return answer.body;
       },
       {
         body: CreateBooking,

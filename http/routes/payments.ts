@@ -5,7 +5,7 @@ import type { JobState } from "../../actors/job-saga/job-saga.ts";
 import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
-import { beginIdempotent } from "../idempotency.ts";
+import { idempotently } from "../idempotency.ts";
 import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
 
 export function paymentRoutes(deps: RouteDeps) {
@@ -18,28 +18,27 @@ export function paymentRoutes(deps: RouteDeps) {
         requireRole(principal, "customer", "admin");
         const invoice = await entities.read<InvoiceState>("invoice", body.invoiceId, principal);
         const key = headers["idempotency-key"];
-        const run = await beginIdempotent(deps.sql, principal, "POST /api/v1/payments", key, body);
-        if (run.replay) {
-          set.status = run.replay.status;
-          set.headers["idempotent-replayed"] = "true";
-          return run.replay.body;
-        }
-        const answer = await command(
-          client,
-          refs.invoice(invoice.invoiceId),
-          "PAY",
-          // Without a key, the command's own id keys the charge: a redelivered command still charges once.
-          { cardToken: body.cardToken, idempotencyKey: key ?? run.messageId },
-          {
-            messageId: run.messageId,
-            timeoutMs: deps.askTimeoutMs,
-            statusUrl: `/api/v1/invoices/${invoice.invoiceId}`,
+        return idempotently(
+          deps.sql,
+          principal,
+          "POST /api/v1/payments",
+          key,
+          body,
+          set,
+          async ({ messageId }) => {
+            const answer = await command(
+              client,
+              refs.invoice(invoice.invoiceId),
+              "PAY",
+              // Without a key, the command's own id keys the charge: a redelivered command still charges once.
+              { cardToken: body.cardToken, idempotencyKey: key ?? messageId },
+              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: `/api/v1/invoices/${invoice.invoiceId}` },
+            );
+            if (answer.view)
+              await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);
+            return answer;
           },
         );
-        await run.finish(answer);
-        if (answer.view) await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);
-        set.status = answer.status;
-        return answer.body;
       },
       {
         body: t.Object(

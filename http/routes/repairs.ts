@@ -7,7 +7,7 @@ import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
-import { beginIdempotent } from "../idempotency.ts";
+import { idempotently } from "../idempotency.ts";
 import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
 
 const Stage = t.UnionEnum(["DIAGNOSING", "REPAIRING", "TESTING"]);
@@ -29,31 +29,26 @@ export function repairRoutes(deps: RouteDeps) {
         requireRole(principal, "technician", "admin");
         const technicianId = technicianOf(principal, body.technicianId);
         await entities.read<BookingState>("booking", body.bookingId, principal);
-        const run = await beginIdempotent(
+        return idempotently(
           deps.sql,
           principal,
           "POST /api/v1/repairs/start",
           headers["idempotency-key"],
           body,
+          set,
+          async ({ messageId, entityId: repairId }) => {
+            // The booking decides (it knows whether it is confirmed) and passes the request on to the new repair.
+            const answer = await command(
+              client,
+              refs.booking(body.bookingId),
+              "START_REPAIR",
+              { repairId, technicianId, estimatedMinutes: body.estimatedTime },
+              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(repairId), okStatus: 201 },
+            );
+            if (answer.status === 201 || answer.status === 202) set.headers.location = url(repairId);
+            return answer;
+          },
         );
-        if (run.replay) {
-          set.status = run.replay.status;
-          set.headers["idempotent-replayed"] = "true";
-          return run.replay.body;
-        }
-        const repairId = run.entityId;
-        // The booking decides (it knows whether it is confirmed) and passes the request on to the new repair.
-        const answer = await command(
-          client,
-          refs.booking(body.bookingId),
-          "START_REPAIR",
-          { repairId, technicianId, estimatedMinutes: body.estimatedTime },
-          { messageId: run.messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(repairId), okStatus: 201 },
-        );
-        await run.finish(answer);
-        set.status = answer.status;
-        if (answer.status === 201 || answer.status === 202) set.headers.location = url(repairId);
-        return answer.body;
       },
       {
         body: t.Object(
