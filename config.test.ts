@@ -8,7 +8,7 @@ describe("configuration", () => {
       env: "development",
       http: { host: "127.0.0.1", port: 3000 },
       kafka: { clusterSize: 1, brokers: ["127.0.0.1:9092"], clientId: "pitstop" },
-      postgres: { url: "postgres://postgres@127.0.0.1:5432/pitstop" },
+      postgres: { url: "postgres://postgres@127.0.0.1:5432/pitstop", poolSize: 20 },
       redis: { url: "redis://127.0.0.1:6379/0" },
       nats: { servers: ["nats://127.0.0.1:4222"] },
       manageInfra: true,

@@ -9,6 +9,7 @@
  * | KAFKA_CLUSTER_SIZE   | 1                                              | 1 broker, or 3 (RF 3, min.insync 2)       |
  * | KAFKA_BROKERS        | the started cluster's brokers                  | comma-separated host:port list            |
  * | DATABASE_URL         | postgres://postgres@127.0.0.1:5432/pitstop     | `_test` appended to the name under test   |
+ * | DATABASE_POOL_SIZE   | 20                                             | Postgres connections of the process       |
  * | REDIS_URL            | redis://127.0.0.1:6379/0 (db 1 under test)     |                                           |
  * | NATS_URL             | nats://127.0.0.1:4222                          | comma-separated server list               |
  * | PITSTOP_MANAGE_INFRA | true                                           | start Kafka and stopped local services    |
@@ -28,7 +29,7 @@ export interface Config {
   env: Env;
   http: { host: string; port: number };
   kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string };
-  postgres: { url: string };
+  postgres: { url: string; poolSize: number };
   redis: { url: string };
   nats: { servers: string[] };
   /** Start the project's own Kafka and any stopped local Postgres/Redis/NATS before running. */
@@ -144,6 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     postgres: {
       url: mode === "test" && !read("DATABASE_URL") ? withDatabaseSuffix(databaseUrl) : databaseUrl,
+      poolSize: int("DATABASE_POOL_SIZE", 20, 2, 200),
     },
     redis: {
       url: url("REDIS_URL", mode === "test" ? "redis://127.0.0.1:6379/1" : "redis://127.0.0.1:6379/0", [

@@ -31,7 +31,7 @@ export interface System {
 }
 
 export function createSystem(config: Config, log: Logger): System {
-  const database = openDatabase(config.postgres.url, { connectTimeout: 2 });
+  const database = openDatabase(config.postgres.url, { connectTimeout: 2, max: config.postgres.poolSize });
   const redis = openRedis(config.redis.url);
   // ioredis reports connection trouble as events; /healthz reports it to people, so keep it at debug here.
   redis.on("error", (error) => log.debug({ err: error }, "redis connection error"));

@@ -62,5 +62,5 @@ export { createLogger, type Logger } from "./logger.ts";
 export { type NatsConnection, openNats, pingNats, type Subscription } from "./nats.ts";
 export { OffsetTracker } from "./offset-tracker.ts";
 export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
-export { defineReactor, type ReactorContext, type ReactorDefinition } from "./reactor.ts";
+export { defineReactor, type ReactorContext, type ReactorDefinition, type ReactorResult } from "./reactor.ts";
 export { openRedis, pingRedis, type Redis } from "./redis.ts";

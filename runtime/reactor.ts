@@ -35,11 +35,22 @@ export interface ReactorContext {
   now: Date;
 }
 
+/** What a reactor's handler may return: events to emit in its transaction, work to do once it committed. */
+export interface ReactorResult {
+  emit?: EmitEffect[];
+  /**
+   * Runs after the transaction committed (not for a duplicate, not after a rollback): for effects outside
+   * Postgres that must not hold the transaction open, e.g. mirroring a figure to Redis. Best effort: a crash
+   * between the commit and this loses it; an error is logged.
+   */
+  afterCommit?: () => Promise<unknown>;
+}
+
 export interface ReactorDefinition {
   name: string;
   topics: string[];
   // biome-ignore lint/suspicious/noConfusingVoidType: a reactor that emits nothing simply returns
-  handle: (event: Envelope, ctx: ReactorContext) => Promise<void | { emit?: EmitEffect[] }>;
+  handle: (event: Envelope, ctx: ReactorContext) => Promise<void | ReactorResult>;
   supervision?: Partial<SupervisionPolicy>;
 }
 
@@ -78,6 +89,7 @@ export class ReactorRunner {
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
+      let afterCommit: ReactorResult["afterCommit"];
       try {
         const outcome = await this.deps.sql.begin(async (tx) => {
           await checkLease(tx, lease);
@@ -99,11 +111,17 @@ export class ReactorRunner {
             tx,
             emits.map((e) => causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now)),
           );
+          afterCommit = result?.afterCommit;
           return emits.length > 0 ? ("emitted" as const) : ("handled" as const);
         });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
         if (outcome === "emitted") this.deps.outboxWritten();
+        if (outcome !== "duplicate" && afterCommit) {
+          await afterCommit().catch((error: unknown) =>
+            this.deps.log.warn({ err: error, reactor: this.definition.name }, "after-commit work failed"),
+          );
+        }
         return;
       } catch (error) {
         if (error instanceof FencedError) {

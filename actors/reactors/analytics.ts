@@ -1,7 +1,8 @@
 /**
  * The analytics reactor: the dashboard's daily figures. Postgres `daily_stat` is the truth, incremented in the
- * reactor's transaction (so once per event); Redis mirrors it for the dashboard with a SET of the value Postgres
- * returned, never an INCR: a retried or rolled-back turn writes the same or a later value, and Redis converges.
+ * reactor's transaction (so once per event); Redis mirrors it for the dashboard, after the commit, with the value
+ * Postgres returned, kept only if higher than what Redis has, never an INCR: a retried turn writes the same value,
+ * a late one a lower value that is ignored, and Redis converges.
  *
  * Days are the UTC day the event happened (event-day.ts), so a late event counts on its own day.
  */
@@ -78,16 +79,34 @@ export function analyticsReactor(deps: ReactorDeps): ReactorDefinition {
       const event = knownEvent(envelope);
       if (!event) return;
       const day = eventDay(envelope);
+      const mirrors: { key: string; field?: string; value: number }[] = [];
       for (const { metric, by, mirror } of figuresOf(event)) {
         const value = await increment(tx, day, metric, by);
-        if (!mirror) continue;
-        const key = mirror.key(day);
-        const field = mirror.field;
-        // The row stays locked until commit, so a concurrent turn's (higher) value is SET after this one.
-        await bestEffort(log, { key, field, value }, () =>
-          field ? deps.redis.hset(key, field, value) : deps.redis.set(key, value),
-        );
+        if (mirror) mirrors.push({ key: mirror.key(day), field: mirror.field, value });
       }
+      return {
+        // After the commit, so the day's row is not held locked across a Redis round trip (every booking
+        // updates it). Counts only grow, so "the higher value wins" keeps Redis converging to Postgres.
+        afterCommit: async () => {
+          for (const { key, field, value } of mirrors) {
+            await bestEffort(log, { key, field, value }, () =>
+              field
+                ? deps.redis.eval(HSET_IF_HIGHER, 1, key, field, value)
+                : deps.redis.eval(SET_IF_HIGHER, 1, key, value),
+            );
+          }
+        },
+      };
     },
   });
 }
+
+const SET_IF_HIGHER = `
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+return 0`;
+
+const HSET_IF_HIGHER = `
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if current == nil or tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end
+return 0`;

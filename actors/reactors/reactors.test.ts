@@ -17,6 +17,7 @@ import {
   openNats,
   openRedis,
   type ReactorContext,
+  type ReactorResult,
   statusSubject,
 } from "../../runtime/index.ts";
 import { closedPort, testConfig, testKafka, testLog, uniqueName, waitFor } from "../../test/support.ts";
@@ -873,12 +874,12 @@ describe("Redis down", () => {
     handle: (event: Envelope, ctx: ReactorContext) => Promise<unknown>,
     event: Envelope,
   ) {
-    await database.sql.begin(async (tx) => {
+    const result = await database.sql.begin(async (tx) => {
       // As runtime/reactor.ts: drizzle reads the client's options, which a transaction handle lacks.
       const db = drizzle(Object.assign(tx, { options: database.sql.options }) as unknown as postgres.Sql, {
         schema,
       });
-      await handle(event, {
+      return handle(event, {
         tx: db,
         sql: tx,
         topic: "t",
@@ -888,6 +889,8 @@ describe("Redis down", () => {
         now: new Date(),
       });
     });
+    // As runtime/reactor.ts: work a handler leaves for after the commit runs once it committed.
+    await (result as ReactorResult | undefined)?.afterCommit?.();
   }
 
   test("analytics and cache-sync still commit their Postgres work and log a warning when Redis cannot be reached", async () => {
