@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { openSocket, type Service, slotTime, startService } from "./fixtures.ts";
+import { type Json, openSocket, type Service, slotTime, startService } from "./fixtures.ts";
 
 let service: Service;
 beforeAll(async () => {
@@ -287,5 +287,64 @@ describe("reschedule", () => {
     });
     expect(early.status).toBe(409);
     expect(early.body.error.message).toBe("a CONFIRMED booking cannot be closed; it closes once paid");
+  }, 60_000);
+});
+
+describe("idempotent creation and a gateway that never answers", () => {
+  test("the same Idempotency-Key books once: the same booking, replayed; the key with another body is refused", async () => {
+    const customer = await service.token("customer", `cust-${uid()}`);
+    const body = { vehicleId: "car-i", serviceType: "GENERAL_REPAIR", bookingDate: slotTime(randomHours()) };
+    const key = `book-${uid()}`;
+    const [first, second] = await Promise.all(
+      [0, 1].map(() =>
+        service.call("POST", "/api/v1/bookings", {
+          token: customer,
+          body,
+          headers: { "idempotency-key": key },
+        }),
+      ),
+    );
+    // Two at once: one runs, the other is told it is still running (409) or gets the stored answer.
+    const answers = [first, second].map((a) => a?.status).sort();
+    expect([["201", "409"].join(), ["201", "201"].join()]).toContain(answers.join());
+    const again = await service.call("POST", "/api/v1/bookings", {
+      token: customer,
+      body,
+      headers: { "idempotency-key": key },
+    });
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    const created = [first, second].find((a) => a?.status === 201);
+    expect(again.body.bookingId).toBe(created?.body.bookingId);
+    const mine = await service.call("GET", "/api/v1/bookings", { token: customer });
+    expect(mine.body.map((b: Json) => b.bookingId)).toEqual([created?.body.bookingId]);
+    const reused = await service.call("POST", "/api/v1/bookings", {
+      token: customer,
+      body: { ...body, vehicleId: "another-car" },
+      headers: { "idempotency-key": key },
+    });
+    expect(reused.status).toBe(422);
+    expect(reused.body.error.message).toBe("this Idempotency-Key was used for a different request");
+  }, 60_000);
+
+  test("a gateway that never answers is tried 3 times, then the payment fails and the job is compensated", async () => {
+    const customer = await service.token("customer", `cust-${uid()}`);
+    const technician = await service.token("technician", `tech-${uid()}`);
+    const { invoiceId, bookingId } = await jobAwaitingPayment(customer, technician);
+    const failed = await service.call("POST", "/api/v1/payments", {
+      token: customer,
+      body: { invoiceId, cardToken: "tok_timeout" },
+    });
+    expect(failed.status).toBe(402);
+    expect(failed.body.error.message).toBe("payment gateway did not answer after 3 attempts");
+    const invoice = await poll(async () => {
+      const r = await service.call("GET", `/api/v1/invoices/${invoiceId}`, { token: customer });
+      return r.body.status === "VOID" ? r.body : undefined;
+    }, "the invoice to be voided");
+    expect(invoice.paymentAttempts).toBe(3);
+    await poll(async () => {
+      const r = await service.call("GET", `/api/v1/bookings/${bookingId}`, { token: customer });
+      return r.body.status === "CANCELLED" ? true : undefined;
+    }, "the booking to be rolled back");
   }, 60_000);
 });
