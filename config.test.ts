@@ -13,10 +13,25 @@ describe("configuration", () => {
       nats: { servers: ["nats://127.0.0.1:4222"] },
       manageInfra: true,
       logLevel: "info",
+      run: { http: true, actors: true, reactors: true },
       namespace: "",
       auth: { jwtSecret: DEV_JWT_SECRET, tokenTtlSeconds: 86_400 },
       service: { askTimeoutMs: 3000, invoiceDueMs: 86_400_000, paymentAttempts: 3, paymentRetryMs: 1000 },
     });
+  });
+
+  test("PITSTOP_RUN picks what a process runs; an unknown part is refused", () => {
+    expect(loadConfig({ PITSTOP_RUN: "reactors" }).run).toEqual({
+      http: false,
+      actors: false,
+      reactors: true,
+    });
+    expect(loadConfig({ PITSTOP_RUN: "http, actors" }).run).toEqual({
+      http: true,
+      actors: true,
+      reactors: false,
+    });
+    expect(() => loadConfig({ PITSTOP_RUN: "http,workers" })).toThrow("PITSTOP_RUN must list some of");
   });
 
   test("production refuses the development JWT secret and a short one", () => {

@@ -14,6 +14,7 @@
  * | NATS_URL             | nats://127.0.0.1:4222                          | comma-separated server list               |
  * | PITSTOP_MANAGE_INFRA | true                                           | start Kafka and stopped local services    |
  * | LOG_LEVEL            | info (warn under test)                         | pino level                                |
+ * | PITSTOP_RUN          | http,actors,reactors                           | what this process runs (scale by process) |
  * | PITSTOP_NAMESPACE    | (none)                                         | prefixes topics, groups and NATS subjects |
  * | JWT_SECRET           | a dev secret, refused in production            | HS256 key of bearer tokens (>= 32 chars)  |
  * | TOKEN_TTL_SECONDS    | 86400                                          | lifetime of minted tokens                 |
@@ -35,6 +36,8 @@ export interface Config {
   /** Start the project's own Kafka and any stopped local Postgres/Redis/NATS before running. */
   manageInfra: boolean;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** What this process runs: the HTTP server, the actor kinds, the reactors (any mix; several processes scale out). */
+  run: { http: boolean; actors: boolean; reactors: boolean };
   /** Empty for the real deployment; tests run in a namespace of their own (topics, groups, NATS subjects). */
   namespace: string;
   auth: { jwtSecret: string; tokenTtlSeconds: number };
@@ -123,6 +126,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     return fallback;
   };
 
+  const parts = (key: string, all: readonly ["http", "actors", "reactors"]) => {
+    const raw = read(key);
+    const items =
+      raw === undefined
+        ? [...all]
+        : raw
+            .split(",")
+            .map((p) => p.trim())
+            .filter(Boolean);
+    const bad = items.filter((p) => !(all as readonly string[]).includes(p));
+    if (items.length === 0 || bad.length > 0)
+      problems.push(`${key} must list some of ${all.join(", ")} (got "${raw}")`);
+    return {
+      http: items.includes("http"),
+      actors: items.includes("actors"),
+      reactors: items.includes("reactors"),
+    };
+  };
+
   const mode = oneOf<Env>("NODE_ENV", ["development", "test", "production"], "development");
   const clusterSize = Number(oneOf("KAFKA_CLUSTER_SIZE", ["1", "3"], "1")) as 1 | 3;
   const databaseUrl = url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pitstop", [
@@ -163,6 +185,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     manageInfra: bool("PITSTOP_MANAGE_INFRA", true),
     logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, mode === "test" ? "warn" : "info"),
+    run: parts("PITSTOP_RUN", ["http", "actors", "reactors"]),
     namespace: read("PITSTOP_NAMESPACE") ?? "",
     auth: {
       jwtSecret: read("JWT_SECRET") ?? DEV_JWT_SECRET,

@@ -28,11 +28,13 @@ async function main(): Promise<void> {
   }
   const system = createSystem(config, log);
   const host = await system.startHost();
-  log.info({ hostId: host.hostId }, "actor host started");
-  const server = system.app.listen({ hostname: config.http.host, port: config.http.port });
+  log.info({ hostId: host.hostId, run: config.run }, "actor host started");
+  const server = config.run.http
+    ? system.app.listen({ hostname: config.http.host, port: config.http.port })
+    : undefined;
   log.info(
     {
-      url: `http://${config.http.host}:${server.server?.port}`,
+      url: server ? `http://${config.http.host}:${server.server?.port}` : "(no HTTP in this process)",
       readyInMs: Math.round(performance.now() - started),
     },
     "pitstop is serving",
@@ -43,7 +45,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "stopping");
-    await server.stop(true); // true: open WebSockets are closed, not waited for
+    await server?.stop(true); // true: open WebSockets are closed, not waited for
     await system.close();
     process.exit(0);
   };

@@ -91,8 +91,8 @@ export function createSystem(config: Config, log: Logger): System {
         nats: nc,
         natsPrefix,
         groupPrefix: natsPrefix,
-        actors: domain.actors,
-        reactors: domain.reactors,
+        actors: config.run.actors ? domain.actors : [],
+        reactors: config.run.reactors ? domain.reactors : [],
       });
       await host.start();
       return host;
