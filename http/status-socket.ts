@@ -10,17 +10,25 @@
  * handles the event), so every gateway process sees every change. Someone else's id answers like a missing one.
  * Frames are at least once: dedupe by `eventId`.
  */
+import { type Static, Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { Elysia, t } from "elysia";
 import { type NatsConnection, type Subscription, statusSubject } from "../runtime/index.ts";
 import { authenticate, bearerOf, type Principal } from "./auth.ts";
 import type { RouteDeps } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 
-const Subscribe = t.Object({
-  type: t.UnionEnum(["subscribe", "unsubscribe"]),
-  bookingId: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
-  repairId: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
-});
+const Subscribe = Type.Object(
+  {
+    type: Type.Union([Type.Literal("subscribe"), Type.Literal("unsubscribe")]),
+    bookingId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    repairId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+// Checked here rather than by Elysia, so a bad message gets this gateway's error frame (Elysia would answer with
+// its own validation dump).
+const checkSubscribe = TypeCompiler.Compile(Subscribe);
 
 const MAX_SUBSCRIPTIONS = 50;
 
@@ -54,8 +62,19 @@ export function statusSocket(deps: RouteDeps) {
     async message(ws, raw) {
       const connection = await connections.get(ws.id)?.catch(() => undefined);
       if (!connection) return;
-      const send = (frame: unknown) => ws.send(JSON.stringify(frame));
-      const message = raw as typeof Subscribe.static;
+      // (Returns nothing: whatever `message` returns, Elysia sends to the client as a frame.)
+      const send = (frame: unknown): undefined => {
+        ws.send(JSON.stringify(frame));
+      };
+      if (!checkSubscribe.Check(raw)) {
+        const problem = [...checkSubscribe.Errors(raw)][0];
+        return send({
+          type: "error",
+          code: "invalid_request",
+          message: `expected {"type":"subscribe"|"unsubscribe","bookingId"|"repairId":"..."}: ${problem?.path || "message"} ${problem?.message ?? "is invalid"}`,
+        });
+      }
+      const message = raw as Static<typeof Subscribe>;
       const entity = message.bookingId ? "booking" : message.repairId ? "repair" : undefined;
       const id = message.bookingId ?? message.repairId;
       if (!entity || !id || (message.bookingId && message.repairId)) {
@@ -121,6 +140,5 @@ export function statusSocket(deps: RouteDeps) {
       connection.closed = true; // a subscribe still being handled unsubscribes itself
       for (const subscription of connection.subscriptions.values()) subscription.unsubscribe();
     },
-    body: Subscribe,
   });
 }

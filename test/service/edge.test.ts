@@ -315,3 +315,23 @@ describe("operations", () => {
     });
   }, 60_000);
 });
+
+describe("WebSocket messages", () => {
+  test("bad messages get an error frame each, and the connection keeps working", async () => {
+    const socket = await openSocket(`${service.wsUrl}?token=${alice}`);
+    const bad = ["garbage", "{}", '{"type":"dance","bookingId":"x"}', JSON.stringify({ type: "subscribe" })];
+    for (const message of bad) socket.send(message);
+    socket.send({ type: "subscribe", bookingId: "b".repeat(500) });
+    socket.send({ type: "subscribe", bookingId: aliceBooking });
+    await socket.waitFor((f) => f.type === "subscribed", "the good subscription after the bad ones");
+    const errors = socket.frames.filter((f) => f.type === "error");
+    expect(errors).toHaveLength(5);
+    for (const error of errors) {
+      expect(error.code).toBe("invalid_request");
+      expect(typeof error.message).toBe("string");
+    }
+    // Nothing but our frames: no framework dumps, no stray values.
+    expect(socket.frames.every((f) => f && typeof f === "object" && typeof f.type === "string")).toBe(true);
+    socket.close();
+  });
+});

@@ -109,7 +109,7 @@ export async function openSocket(url: string) {
   });
   return {
     frames,
-    send: (frame: unknown) => ws.send(JSON.stringify(frame)),
+    send: (frame: unknown) => ws.send(typeof frame === "string" ? frame : JSON.stringify(frame)),
     close: () => ws.close(),
     waitFor: (predicate: (frame: Json) => boolean, what: string) =>
       waitFor(() => frames.find(predicate), { timeoutMs: 30_000, what }),
