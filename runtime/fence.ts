@@ -70,3 +70,32 @@ export async function checkLease(tx: Tx, lease: PartitionLease): Promise<void> {
   const epoch = row ? Number(row.epoch) : undefined;
   if (epoch !== lease.epoch) throw new FencedError(lease.topic, lease.partition, lease.epoch, epoch);
 }
+
+/**
+ * Inside a batch's transaction: the items whose lease is still current (share-locked till commit); the others are
+ * returned with their FencedError. Each distinct lease is checked once.
+ */
+export async function splitByLease<T extends { lease: PartitionLease }>(
+  tx: Tx,
+  items: T[],
+): Promise<{ live: T[]; fenced: [T, FencedError][] }> {
+  const id = (l: PartitionLease) => `${l.groupId}\u0000${l.topic}\u0000${l.partition}`;
+  const leases = new Map(items.map((item) => [id(item.lease), item.lease]));
+  const epochs = new Map<string, number>();
+  for (const [key, lease] of leases) {
+    const [row] = await tx<{ epoch: string }[]>`
+      select epoch from partition_owner
+      where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
+      for share`;
+    if (row) epochs.set(key, Number(row.epoch));
+  }
+  const live: T[] = [];
+  const fenced: [T, FencedError][] = [];
+  for (const item of items) {
+    const current = epochs.get(id(item.lease));
+    if (current === item.lease.epoch) live.push(item);
+    else
+      fenced.push([item, new FencedError(item.lease.topic, item.lease.partition, item.lease.epoch, current)]);
+  }
+  return { live, fenced };
+}

@@ -12,7 +12,7 @@
  */
 import type postgres from "postgres";
 import { DuplicateMessageError, StaleStateError, type TurnCommit, writeTimers } from "./actor-store.ts";
-import { FencedError } from "./errors.ts";
+import { splitByLease } from "./fence.ts";
 import { appendOutbox } from "./outbox.ts";
 
 interface Pending {
@@ -81,27 +81,12 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
   let live = batch;
 
   // 1. Fence: each distinct lease once, with a shared lock held to commit.
-  const leases = new Map(
-    live.map((p) => [
-      `${p.turn.lease.groupId}\u0000${p.turn.lease.topic}\u0000${p.turn.lease.partition}`,
-      p.turn.lease,
-    ]),
+  const fence = await splitByLease(
+    tx,
+    live.map((p) => ({ lease: p.turn.lease, p })),
   );
-  const epochs = new Map<string, number>();
-  for (const [id, lease] of leases) {
-    const [row] = await tx<{ epoch: string }[]>`
-      select epoch from partition_owner
-      where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
-      for share`;
-    if (row) epochs.set(id, Number(row.epoch));
-  }
-  live = live.filter((p) => {
-    const { lease } = p.turn;
-    const current = epochs.get(`${lease.groupId}\u0000${lease.topic}\u0000${lease.partition}`);
-    if (current === lease.epoch) return true;
-    failures.set(p, new FencedError(lease.topic, lease.partition, lease.epoch, current));
-    return false;
-  });
+  for (const [item, error] of fence.fenced) failures.set(item.p, error);
+  live = fence.live.map((item) => item.p);
 
   // 2. Inbox: message ids not seen before.
   const withIds = live.filter((p) => p.turn.messageId !== null);

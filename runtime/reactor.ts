@@ -20,8 +20,8 @@ import { writeDeadLetter } from "./dead-letters.ts";
 import { classifyError, DecodeError, type ErrorInfo, FencedError, isUnavailable } from "./errors.ts";
 import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
-import { appendOutbox, causedRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
+import { ReactorBatcher, type ReactorBatchOptions } from "./reactor-batch.ts";
 
 export interface ReactorContext {
   /** The transaction the inbox row is written in, through drizzle: write the reactor's effects with it. */
@@ -65,11 +65,20 @@ export class ReactorRunner {
   private readonly policy: SupervisionPolicy;
   readonly stats = { handled: 0, duplicates: 0, retries: 0, deadLetters: 0, fenced: 0 };
 
+  private readonly batcher: ReactorBatcher;
+
   constructor(
     readonly definition: ReactorDefinition,
     private readonly deps: RuntimeDeps,
+    batching: ReactorBatchOptions = { maxBatch: 64, maxInFlight: 2 },
   ) {
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
+    this.batcher = new ReactorBatcher(deps.sql, definition, (tx) => drizzleOn(tx, deps.sql), batching);
+  }
+
+  /** Events per transaction (reactor group commit). */
+  get batchStats() {
+    return { ...this.batcher.stats };
   }
 
   async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
@@ -89,31 +98,8 @@ export class ReactorRunner {
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
-      let afterCommit: ReactorResult["afterCommit"];
       try {
-        const outcome = await this.deps.sql.begin(async (tx) => {
-          await checkLease(tx, lease);
-          const fresh = await tx`
-            insert into inbox (consumer, event_id) values (${this.definition.name}, ${event.eventId})
-            on conflict do nothing returning event_id`;
-          if (fresh.length === 0) return "duplicate" as const;
-          const result = await this.definition.handle(event, {
-            tx: drizzleOn(tx, this.deps.sql),
-            sql: tx,
-            topic: record.topic,
-            partition: record.partition,
-            offset: String(record.offset),
-            attempt,
-            now,
-          });
-          const emits = result?.emit ?? [];
-          await appendOutbox(
-            tx,
-            emits.map((e) => causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now)),
-          );
-          afterCommit = result?.afterCommit;
-          return emits.length > 0 ? ("emitted" as const) : ("handled" as const);
-        });
+        const { outcome, afterCommit } = await this.batcher.run({ lease, record, event, attempt, now });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
         if (outcome === "emitted") this.deps.outboxWritten();

@@ -81,3 +81,75 @@ describe("reactors", () => {
     ]);
   }, 60_000);
 });
+
+describe("reactor group commit", () => {
+  test("events handled in one transaction keep their own outcomes: a throwing handler undoes only its own writes and inbox row", async () => {
+    const { ReactorBatcher } = await import("../../runtime/reactor-batch.ts");
+    const { drizzle } = await import("drizzle-orm/postgres-js");
+    const { schema } = await import("../../db/index.ts");
+    const name = uniqueName("batch");
+    const lease = { groupId: uniqueName("g"), topic: uniqueName("t"), partition: 0 };
+    const { acquireLease } = await import("../../runtime/fence.ts");
+    const taken = await acquireLease(database.db, lease, "me");
+    const reactor = defineReactor({
+      name,
+      topics: ["unused"],
+      async handle(event, { sql }) {
+        await sql`insert into test_reactor_effect (reactor, event_id, seq) values (${name}, ${event.eventId}, ${Number(event.payload.seq)})`;
+        if (event.payload.seq === 2) throw new RetryableError("event 2 fails after its write");
+        return { emit: [{ topic: "unused-events", type: "SEEN", payload: { seq: event.payload.seq } }] };
+      },
+    });
+    // One transaction in flight at a time, so the three events queued together share the next one.
+    const batcher = new ReactorBatcher(
+      database.sql,
+      reactor,
+      (tx) => drizzle(Object.assign(tx, { options: database.sql.options }) as never, { schema }),
+      { maxBatch: 10, maxInFlight: 1 },
+    );
+    const events = [1, 2, 3].map((seq) =>
+      newEnvelope({ eventType: "E", entityId: `k${seq}`, payload: { seq } }),
+    );
+    const turn = (event: (typeof events)[number], offset: number) => ({
+      lease: taken,
+      record: {
+        topic: "t",
+        partition: 0,
+        offset: BigInt(offset),
+        key: event.entityId,
+        value: null,
+        headers: {},
+        timestamp: "0",
+      },
+      event,
+      attempt: 1,
+      now: new Date(),
+    });
+    const first = newEnvelope({ eventType: "E", entityId: "k0", payload: { seq: 0 } });
+    const blocker = batcher.run(turn(first, 0));
+    const outcomes = await Promise.allSettled(events.map((e, i) => batcher.run(turn(e, i + 1))));
+    await blocker;
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(batcher.stats.largestBatch).toBe(3);
+    const written = await database.sql<{ seq: number }[]>`
+      select seq from test_reactor_effect where reactor = ${name} order by seq`;
+    expect(written.map((r) => r.seq)).toEqual([0, 1, 3]);
+    const inbox = await database.sql<
+      { event_id: string }[]
+    >`select event_id from inbox where consumer = ${name}`;
+    expect(inbox.map((r) => r.event_id).sort()).toEqual(
+      [first.eventId, events[0]?.eventId, events[2]?.eventId].sort() as string[],
+    );
+    // The failed event runs again alone (as the runner retries it) and is not taken for a duplicate.
+    const again = await batcher
+      .run({ ...turn(events[1] as (typeof events)[number], 2), attempt: 2 })
+      .catch((e) => e);
+    expect(again).toBeInstanceOf(RetryableError); // it still throws: its handler always fails on seq 2
+    const outbox = await database.sql<
+      { value: string }[]
+    >`select value from outbox where topic = 'unused-events'
+      and value::jsonb->>'causationId' in ${database.sql(events.map((e) => e.eventId))}`;
+    expect(outbox.map((r) => JSON.parse(r.value).payload.seq).sort()).toEqual([1, 3]);
+    await database.sql`delete from outbox where topic = 'unused-events'`;
+  });
+});
