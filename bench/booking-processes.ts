@@ -49,12 +49,18 @@ async function start(layout: Layout) {
   };
 }
 
-async function load(): Promise<{ ok: number; other: number; latencies: number[] }> {
+async function load(): Promise<{
+  ok: number;
+  other: number;
+  statuses: Map<number, number>;
+  latencies: number[];
+}> {
   const token = await tokens.sign({ sub: `bench-${Bun.randomUUIDv7().slice(-8)}`, role: "customer" });
   const until = Date.now() + DURATION_MS;
   const latencies: number[] = [];
   let ok = 0;
   let other = 0;
+  const statuses = new Map<number, number>();
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (Date.now() < until) {
@@ -73,12 +79,13 @@ async function load(): Promise<{ ok: number; other: number; latencies: number[] 
         });
         await response.arrayBuffer();
         latencies.push(performance.now() - began);
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
         if (response.status === 201) ok++;
         else other++;
       }
     }),
   );
-  return { ok, other, latencies };
+  return { ok, other, statuses, latencies };
 }
 
 const pct = (xs: number[], p: number) => {
@@ -96,11 +103,14 @@ for (let round = 1; round <= ROUNDS; round++) {
       const r = await load();
       const rate = (r.ok * 1000) / DURATION_MS;
       rates.set(layout.name, [...(rates.get(layout.name) ?? []), rate]);
+      const others = [...r.statuses]
+        .filter(([status]) => status !== 201)
+        .map(([status, n]) => `${n} x ${status}`);
       rows.push([
         round,
         layout.name,
         r.ok,
-        r.other,
+        others.join(", ") || "0",
         fmt(rate),
         fmt(pct(r.latencies, 50)),
         fmt(pct(r.latencies, 99)),
