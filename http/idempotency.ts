@@ -2,9 +2,11 @@
  * `Idempotency-Key` on POSTs that create or pay. The first request with a key runs; its answer is stored and
  * every later request with the same key (same principal, same route) gets that answer again, marked with
  * `Idempotent-Replayed: true`. A key reused for a different body is refused (422); a key whose first request is
- * still running answers 409 (retry shortly). The command sent to the actor also gets an id derived from the key,
- * so even a request whose answer was never stored (a crash, a 202) cannot act twice: the actor's inbox refuses
- * the copy, and the entity id (a booking's) is the same.
+ * still running answers 409 (retry shortly). The entity id (a booking's, a repair's) is derived from the key, and
+ * the actors decide by entity: a copy of a create answers with the entity as it stands, paying a paid invoice
+ * charges nothing (and the gateway gets the same key). So a request whose answer was never stored (a crash, a
+ * 202) can be retried with its key and still acts once. Each attempt's command has an id of its own: with the
+ * first attempt's id, the actor's inbox would drop the retry as a copy, and the retry would never be answered.
  */
 import { createHash } from "node:crypto";
 import type postgres from "postgres";
@@ -17,7 +19,7 @@ export interface StoredAnswer {
 }
 
 export interface IdempotentRun {
-  /** Ids derived from the key (or fresh ones without a key). */
+  /** The command's id (fresh per attempt) and the entity's (derived from the key; fresh without one). */
   messageId: string;
   entityId: string;
   /** A stored answer to replay instead of running. */
@@ -27,8 +29,11 @@ export interface IdempotentRun {
 }
 
 const KEY = /^[\x21-\x7e]{1,200}$/;
-/** A first request older than this that never stored its answer is taken over by a retry. */
-const ABANDONED_AFTER_MS = 30_000;
+/**
+ * A first request older than this that never stored its answer is taken over by a retry (it died, or is so late
+ * that running again is safe: the actors decide by entity).
+ */
+const ABANDONED_AFTER_MS = 10_000;
 
 /** A UUID-shaped digest (version nibble 5), stable for the same input. */
 export function uuidFrom(...parts: string[]): string {
@@ -54,7 +59,7 @@ export async function beginIdempotent(
     .update(JSON.stringify(requestBody ?? null))
     .digest("hex");
   const ids = {
-    messageId: uuidFrom("message", principal.sub, route, key),
+    messageId: Bun.randomUUIDv7(),
     entityId: uuidFrom("entity", principal.sub, route, key),
   };
   const finish = async (answer: StoredAnswer) => {

@@ -225,7 +225,9 @@ describe("payment", () => {
 describe("reschedule", () => {
   test("a confirmed booking moves to a free slot (the old place is freed); a full slot refuses and the booking stays", async () => {
     const customer = await service.token("customer", `cust-${uid()}`);
-    const from = slotTime(randomHours(), 10);
+    // Three different hours, so the three slots never coincide.
+    const base = randomHours();
+    const from = slotTime(base, 10);
     const booked = await service.call("POST", "/api/v1/bookings", {
       token: customer,
       body: { vehicleId: "car-m", serviceType: "INSPECTION", bookingDate: from },
@@ -234,7 +236,7 @@ describe("reschedule", () => {
     const { bookingId, slotId: oldSlot } = booked.body;
 
     // Fill another slot, then try to move there: refused, nothing changes.
-    const full = slotTime(randomHours(), 0);
+    const full = slotTime(base + 1, 0);
     for (let i = 0; i < 3; i++) {
       const other = await service.call("POST", "/api/v1/bookings", {
         token: await service.token("customer", `filler-${uid()}`),
@@ -251,7 +253,7 @@ describe("reschedule", () => {
     const unchanged = await service.call("GET", `/api/v1/bookings/${bookingId}`, { token: customer });
     expect(unchanged.body).toMatchObject({ bookingDate: from, slotId: oldSlot, status: "CONFIRMED" });
 
-    const to = slotTime(randomHours(), 45);
+    const to = slotTime(base + 2, 45);
     const moved = await service.call("POST", `/api/v1/bookings/${bookingId}/reschedule`, {
       token: customer,
       body: { bookingDate: to },
