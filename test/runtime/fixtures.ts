@@ -157,6 +157,7 @@ export function killChildren() {
 export async function spawnHost(env: Record<string, string>) {
   const child = Bun.spawn([process.execPath, `${import.meta.dir}/host-process.ts`], {
     env: { ...process.env, ...env },
+    stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -180,16 +181,22 @@ export async function spawnHost(env: Record<string, string>) {
     await pumped;
     return out;
   };
-  /** Asks the running host for its stats (SIGUSR2) and returns them once printed. */
+  /** Asks the running host for its stats (a "stats" line on its stdin) and returns them once printed. */
   const stats = async () => {
     const before = out.length;
-    child.kill("SIGUSR2");
+    let signalled = 0;
     const line = await waitFor(
-      () =>
-        out
-          .slice(before)
-          .split("\n")
-          .find((l) => l.startsWith("{")),
+      () => {
+        if (child.exitCode !== null)
+          throw new Error(`host exited (${child.exitCode}) before printing stats: ${out}`);
+        if (Date.now() - signalled > 2000) {
+          child.stdin.write("stats\n");
+          void child.stdin.flush();
+          signalled = Date.now();
+        }
+        const complete = out.slice(before).split("\n").slice(0, -1); // a line is complete once its newline came
+        return complete.find((l) => l.startsWith("{"));
+      },
       {
         timeoutMs: 15_000, // a loaded machine can be slow to schedule the child
         what: "stats from the host process",
