@@ -354,7 +354,7 @@ export async function eachMessagePass(
 export interface RuntimePassResult extends PassResult {
   stats: HostStats["actors"][string];
   /** The host's group-commit stats, when its runtime has them (batches, turns, largest batch). */
-  groupCommit?: { batches: number; turns: number; largestBatch: number };
+  groupCommit?: { batches: number; items: number; largestBatch: number };
   /** The consumer group the host used (its partition_owner rows are cleaned up afterwards). */
   groupId: string;
 }

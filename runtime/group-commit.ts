@@ -14,66 +14,29 @@ import type postgres from "postgres";
 import { DuplicateMessageError, StaleStateError, type TurnCommit, writeTimers } from "./actor-store.ts";
 import { splitByLease } from "./fence.ts";
 import { appendOutbox } from "./outbox.ts";
+import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
+/** One turn waiting in a batch (an object of its own, so the batch can tell its turns apart). */
 interface Pending {
   turn: TurnCommit<unknown>;
-  resolve(version: number): void;
-  reject(error: unknown): void;
 }
 
-export interface GroupCommitOptions {
-  /** Turns per transaction at most. */
-  maxBatch: number;
-  /** Transactions in flight at once (each holds one connection). */
-  maxInFlight: number;
-}
+export type GroupCommitOptions = BatchOptions;
 
 export class GroupCommitter {
-  private readonly queue: Pending[] = [];
-  private inFlight = 0;
-  readonly stats = { batches: 0, turns: 0, largestBatch: 0 };
+  private readonly batcher: TransactionBatcher<Pending, number>;
 
-  constructor(
-    private readonly sql: postgres.Sql,
-    private readonly options: GroupCommitOptions,
-  ) {}
+  constructor(sql: postgres.Sql, options: GroupCommitOptions) {
+    this.batcher = new TransactionBatcher(sql, options, commitBatch);
+  }
+
+  get stats() {
+    return this.batcher.stats;
+  }
 
   /** Commits one turn (without `also` hooks) as part of the next batch; resolves to its new version. */
   commit<S>(turn: TurnCommit<S>): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ turn: turn as TurnCommit<unknown>, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.options.maxBatch);
-      this.inFlight++;
-      void this.flush(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
-    this.stats.batches++;
-    this.stats.turns += batch.length;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
-    const failures = new Map<Pending, unknown>();
-    let versions: Map<Pending, number>;
-    try {
-      versions = await this.sql.begin((tx) => commitBatch(tx, batch, failures));
-    } catch (error) {
-      for (const p of batch) p.reject(error);
-      return;
-    }
-    for (const p of batch) {
-      const version = versions.get(p);
-      if (version !== undefined) p.resolve(version);
-      else p.reject(failures.get(p) ?? new Error("turn was not committed"));
-    }
+    return this.batcher.submit({ turn: turn as TurnCommit<unknown> });
   }
 }
 

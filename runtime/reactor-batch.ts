@@ -16,6 +16,7 @@ import { type PartitionLease, splitByLease, type Tx } from "./fence.ts";
 import { appendOutbox, causedRecord, type OutboxRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 import type { ReactorContext, ReactorDefinition, ReactorResult } from "./reactor.ts";
+import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
 export interface ReactorTurn {
   lease: PartitionLease;
@@ -30,67 +31,34 @@ export interface ReactorOutcome {
   afterCommit?: ReactorResult["afterCommit"];
 }
 
+/** One event waiting in a batch. */
 interface Pending {
   turn: ReactorTurn;
-  resolve(outcome: ReactorOutcome): void;
-  reject(error: unknown): void;
 }
 
-export interface ReactorBatchOptions {
-  /** Events per transaction at most. */
-  maxBatch: number;
-  /** Transactions in flight at once (each holds one connection). */
-  maxInFlight: number;
-}
+export type ReactorBatchOptions = BatchOptions;
 
 export class ReactorBatcher {
-  private readonly queue: Pending[] = [];
-  private inFlight = 0;
-  readonly stats = { batches: 0, events: 0, largestBatch: 0 };
+  private readonly batcher: TransactionBatcher<Pending, ReactorOutcome>;
 
   constructor(
-    private readonly sql: postgres.Sql,
+    sql: postgres.Sql,
     private readonly definition: ReactorDefinition,
     private readonly drizzleOn: (tx: Tx) => Db,
-    private readonly options: ReactorBatchOptions,
-  ) {}
+    options: ReactorBatchOptions,
+  ) {
+    this.batcher = new TransactionBatcher(sql, options, (tx, items, failures) =>
+      this.handleBatch(tx, items, failures),
+    );
+  }
+
+  get stats() {
+    return this.batcher.stats;
+  }
 
   /** Handles one event as part of the next batch. */
   run(turn: ReactorTurn): Promise<ReactorOutcome> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ turn, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.options.maxBatch);
-      this.inFlight++;
-      void this.flush(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
-    this.stats.batches++;
-    this.stats.events += batch.length;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
-    const failures = new Map<Pending, unknown>();
-    let outcomes: Map<Pending, ReactorOutcome>;
-    try {
-      outcomes = await this.sql.begin((tx) => this.handleBatch(tx, batch, failures));
-    } catch (error) {
-      for (const p of batch) p.reject(error);
-      return;
-    }
-    for (const p of batch) {
-      const outcome = outcomes.get(p);
-      if (outcome) p.resolve(outcome);
-      else p.reject(failures.get(p) ?? new Error("event was not handled"));
-    }
+    return this.batcher.submit({ turn });
   }
 
   private async handleBatch(tx: Tx, batch: Pending[], failures: Map<Pending, unknown>) {

@@ -76,11 +76,6 @@ export class ReactorRunner {
     this.batcher = new ReactorBatcher(deps.sql, definition, (tx) => drizzleOn(tx, deps.sql), batching);
   }
 
-  /** Events per transaction (reactor group commit). */
-  get batchStats() {
-    return { ...this.batcher.stats };
-  }
-
   async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
     let event: Envelope;
     try {

@@ -113,7 +113,7 @@ export function bookingActor(refs: Refs) {
     messages: bookingMessages,
     handle(state, message, ctx): TurnResult<BookingState> {
       const now = ctx.now.toISOString();
-      /** The next state (stamped), its status to subscribers, and the reply when there is one. */
+      /** The next state (stamped with the time and a new version) and the reply: the booking, unless given. */
       const next = (changes: Partial<BookingState>, reply?: Reply<BookingView>) => {
         const s: BookingState = { ...state, ...changes, updatedAt: now, version: state.version + 1 };
         return {

@@ -1,0 +1,85 @@
+/**
+ * Batching work into shared transactions: items submitted while a transaction is in flight go into the next
+ * one (at most `maxBatch` per transaction, `maxInFlight` transactions at once). The batch function decides each
+ * item's own outcome: a value for the items it handled, an error in `failures` for the ones it refused. A
+ * transaction that fails as a whole fails all its items with that error.
+ *
+ * Actor turns (group-commit.ts) and reactor events (reactor-batch.ts) are committed this way.
+ */
+import type postgres from "postgres";
+import type { Tx } from "./fence.ts";
+
+export interface BatchOptions {
+  /** Items per transaction at most. */
+  maxBatch: number;
+  /** Transactions in flight at once (each holds one connection). */
+  maxInFlight: number;
+}
+
+/** Handles one batch inside its transaction; items missing from the result failed (see `failures`). */
+export type BatchFn<In extends object, Out> = (
+  tx: Tx,
+  items: In[],
+  failures: Map<In, unknown>,
+) => Promise<Map<In, Out>>;
+
+interface Pending<In, Out> {
+  item: In;
+  resolve(value: Out): void;
+  reject(error: unknown): void;
+}
+
+export class TransactionBatcher<In extends object, Out> {
+  private readonly queue: Pending<In, Out>[] = [];
+  private inFlight = 0;
+  readonly stats = { batches: 0, items: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly sql: postgres.Sql,
+    private readonly options: BatchOptions,
+    private readonly handleBatch: BatchFn<In, Out>,
+  ) {}
+
+  /** Runs `item` as part of the next batch; resolves to its own outcome. */
+  submit(item: In): Promise<Out> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      this.inFlight++;
+      void this.flush(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async flush(batch: Pending<In, Out>[]): Promise<void> {
+    this.stats.batches++;
+    this.stats.items += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    const failures = new Map<In, unknown>();
+    let results: Map<In, Out>;
+    try {
+      results = await this.sql.begin((tx) =>
+        this.handleBatch(
+          tx,
+          batch.map((p) => p.item),
+          failures,
+        ),
+      );
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    for (const p of batch) {
+      if (results.has(p.item)) p.resolve(results.get(p.item) as Out);
+      else p.reject(failures.get(p.item) ?? new Error("not handled in its batch"));
+    }
+  }
+}
