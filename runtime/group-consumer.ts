@@ -7,12 +7,18 @@
  * - the Kafka commit is ours alone (autoCommit off): the worker's committable offset, never beyond a record whose
  *   turn has not committed in Postgres.
  *
- * Ownership: the first batch of a newly assigned partition takes its lease (bumps the epoch, fence.ts). On a
- * rebalance (GROUP_JOIN) revoked partitions stop dispatching, drain their running turns for a bounded time,
- * commit if no one took the partition yet, and their actors are passivated. A partition whose turn was fenced is
- * paused until the next rebalance rather than taken back.
+ * Ownership: a partition of the current assignment is taken (its lease bumped, fence.ts) on assignment or on its
+ * first batch. A new worker starts at the group's committed offset, read after the lease was taken (everything
+ * below it is done, so nothing above it can be skipped); a batch fetched from further on (kafkajs' own position,
+ * left by an earlier owner or generation) is dropped and the partition sought back. On a rebalance (GROUP_JOIN)
+ * revoked partitions stop dispatching, drain their running turns for a bounded time, commit if no one took the
+ * partition yet, and their actors are passivated. A partition whose turn was fenced is paused until the group
+ * says who owns it: the next rebalance, or — still ours after a session timeout with none — taken back.
+ *
+ * kafkajs' pause, resume and seek throw while its consumer is not running (crashed, restarting); every call goes
+ * through `onConsumer`, which skips it then: a consumer that is started again reads from the committed offsets.
  */
-import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Db } from "../db/index.ts";
 import { FencedError } from "./errors.ts";
 import { acquireLease, currentEpoch, type PartitionLease } from "./fence.ts";
@@ -45,6 +51,8 @@ interface Owned {
   worker: PartitionWorker;
   lease: PartitionLease;
   committed: bigint;
+  /** The group generation (our count of GROUP_JOINs) in which the lease was taken. */
+  generation: number;
 }
 
 const tp = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -53,9 +61,15 @@ export class GroupConsumer {
   private consumer: Consumer;
   private readonly owned = new Map<string, Owned>();
   private readonly opening = new Map<string, Promise<Owned>>();
-  private readonly fencedUntilRejoin = new Set<string>();
+  /** Fenced partitions, paused until the group's next word (a rebalance) or a retake after a session timeout. */
+  private readonly fencedUntilRejoin = new Map<string, Timer>();
+  /** The partitions of the latest assignment: only these may be taken. */
+  private assigned = new Set<string>();
+  private generation = 0;
+  private admin: Admin | undefined;
   /** Partitions whose worker failed: re-read from this offset (its first unfinished record) by a new worker. */
   private readonly rereadFrom = new Map<string, bigint>();
+  private readonly startReads = new Map<string, Promise<Map<number, bigint>>>();
   private commitTimer: Timer | undefined;
   private stopping = false;
   private restarting: Promise<void> | undefined;
@@ -138,17 +152,18 @@ export class GroupConsumer {
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (this.stopping || batch.messages.length === 0) return;
     const id = tp(batch.topic, batch.partition);
-    if (this.fencedUntilRejoin.has(id)) return;
-    let owned = this.owned.get(id);
-    if (!owned) {
-      const from = this.rereadFrom.get(id);
-      const first = BigInt((batch.messages[0] as { offset: string }).offset);
-      if (from !== undefined && first > from) {
-        // Fetched before the seek back to the failed worker's first unfinished record took effect.
-        this.seekBack(batch.topic, batch.partition, from);
-        return;
-      }
-      owned = await this.take(batch.topic, batch.partition);
+    // A batch of a partition that is not ours in the latest assignment (fetched before a rebalance) or fenced
+    // is not handled: taking its lease would fence the partition's real owner.
+    if (this.fencedUntilRejoin.has(id) || !this.assigned.has(id)) return;
+    const owned = this.owned.get(id) ?? (await this.take(batch.topic, batch.partition));
+    if (this.owned.get(id) !== owned) return; // dropped while it was being taken
+    const fetchedFrom = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+    const next = owned.worker.nextOffset;
+    if (next !== undefined && fetchedFrom > next) {
+      // Fetched from a position past the worker's next record (kafkajs' position of an earlier owner or
+      // generation): handling it would commit past records nobody handled. Read again from the worker's.
+      this.seekBack(batch.topic, batch.partition, next);
+      return;
     }
     const records = batch.messages.map((m) => toInbound(batch.topic, batch.partition, m));
     this.options.prefetch?.(records);
@@ -168,20 +183,24 @@ export class GroupConsumer {
     if (existing) return Promise.resolve(existing);
     let opening = this.opening.get(id);
     if (!opening) {
+      const generation = this.generation;
       opening = (async () => {
         const lease = await acquireLease(
           this.options.db,
           { groupId: this.options.groupId, topic, partition },
           this.options.hostId,
         );
-        const from = this.rereadFrom.get(id);
+        // Read after the lease is ours: no earlier owner can commit past what it handled any more, so every
+        // record below this offset is done and none above it can be skipped.
+        const start = this.rereadFrom.get(id) ?? (await this.startOffset(topic, partition));
         this.rereadFrom.delete(id);
-        const owned = { lease, worker: this.createWorker(lease, from), committed: -1n };
+        const owned: Owned = { lease, worker: this.createWorker(lease, start), committed: -1n, generation };
         this.owned.set(id, owned);
+        this.seekBack(topic, partition, start);
         // kafkajs keeps a partition paused across rebalances: a pause left by a previous worker of this
-        // partition (backpressure before it was revoked) would stall the new one forever.
-        this.consumer.resume([{ topic, partitions: [partition] }]);
-        this.options.log.debug({ ...lease }, "partition taken");
+        // partition (backpressure, a fence) would stall the new one forever.
+        this.onConsumer("resume", (c) => c.resume([{ topic, partitions: [partition] }]));
+        this.options.log.debug({ ...lease, start: start.toString() }, "partition taken");
         return owned;
       })().finally(() => this.opening.delete(id));
       this.opening.set(id, opening);
@@ -199,22 +218,16 @@ export class GroupConsumer {
       handle: (record) => this.options.handle(lease, record),
       maxConcurrency: this.options.maxConcurrency,
       maxBuffered: this.options.maxBuffered,
-      pause: () => this.consumer.pause([{ topic, partitions: [partition] }]),
-      resume: () => this.consumer.resume([{ topic, partitions: [partition] }]),
+      pause: () => this.onConsumer("pause", (c) => c.pause([{ topic, partitions: [partition] }])),
+      resume: () => this.onConsumer("resume", (c) => c.resume([{ topic, partitions: [partition] }])),
       onFailure: (error) => {
         if (this.owned.get(id)?.worker !== worker) return;
         this.owned.delete(id);
         this.options.release(topic, partition);
         void worker.drain(0);
         if (error instanceof FencedError) {
-          // Someone else holds a newer epoch: stop fetching it until the group tells us who owns what.
           this.stats.fencedPartitions++;
-          this.fencedUntilRejoin.add(id);
-          this.consumer.pause([{ topic, partitions: [partition] }]);
-          this.options.log.warn(
-            { topic, partition, epoch: lease.epoch },
-            "partition fenced; paused until rebalance",
-          );
+          this.onFenced(id, topic, partition, lease);
         } else {
           // Kafka has handed us records past the failed one: read the partition again from its first
           // unfinished record, or a new worker would start after it and commit past it.
@@ -234,45 +247,116 @@ export class GroupConsumer {
     return worker;
   }
 
-  /** Seeks a partition back; a consumer that is not running (crashed, restarting) re-reads from the commit anyway. */
-  private seekBack(topic: string, partition: number, offset: bigint): void {
+  /**
+   * Someone holds a newer epoch: stop fetching the partition until the group says who owns what — a rebalance
+   * (onAssignment takes it again if it is ours), or, if none comes within a session timeout while it is still
+   * assigned to us, we are its owner (a member that took it without being assigned it would have been told so by
+   * its group by then) and take it back.
+   */
+  private onFenced(id: string, topic: string, partition: number, lease: PartitionLease): void {
+    const taken = this.generation;
+    this.onConsumer("pause", (c) => c.pause([{ topic, partitions: [partition] }]));
+    const retake = () => {
+      this.fencedUntilRejoin.delete(id);
+      if (this.stopping || !this.assigned.has(id) || this.owned.has(id)) return;
+      this.take(topic, partition).catch((error) =>
+        this.options.log.warn({ err: error, topic, partition }, "could not take back a fenced partition"),
+      );
+    };
+    clearTimeout(this.fencedUntilRejoin.get(id));
+    this.fencedUntilRejoin.set(id, setTimeout(retake, this.options.sessionTimeoutMs));
+    this.options.log.warn(
+      { topic, partition, epoch: lease.epoch, generation: taken },
+      "partition fenced; paused until the group says who owns it",
+    );
+  }
+
+  /**
+   * Runs a kafkajs call that needs a running consumer (pause, resume, seek). While the consumer is not running
+   * (crashed, being restarted) it is skipped: the next consumer reads every partition from its committed offset.
+   */
+  private onConsumer(what: string, call: (consumer: Consumer) => void): void {
     try {
-      this.consumer.seek({ topic, partition, offset: offset.toString() });
+      call(this.consumer);
     } catch (error) {
-      this.options.log.warn({ err: error, topic, partition }, "seek back skipped: consumer not running");
+      this.options.log.debug(
+        { err: error, groupId: this.options.groupId, what },
+        "skipped: consumer not running",
+      );
     }
+  }
+
+  /** Seeks a partition back (see onConsumer: skipped while the consumer is not running). */
+  private seekBack(topic: string, partition: number, offset: bigint): void {
+    this.onConsumer("seek", (c) => c.seek({ topic, partition, offset: offset.toString() }));
+  }
+
+  /**
+   * Where a new worker of the partition starts: the group's committed offset, or the partition's first offset if
+   * nothing was committed (or what was committed is gone to retention). Concurrent takes of a topic share a read.
+   */
+  private startOffset(topic: string, partition: number): Promise<bigint> {
+    let read = this.startReads.get(topic);
+    if (!read) {
+      read = (async () => {
+        this.admin ??= this.options.kafka.admin();
+        await this.admin.connect();
+        const [committed, ends] = await Promise.all([
+          this.admin.fetchOffsets({ groupId: this.options.groupId, topics: [topic] }),
+          this.admin.fetchTopicOffsets(topic),
+        ]);
+        const low = new Map(ends.map((e) => [e.partition, BigInt(e.low)]));
+        const starts = new Map<number, bigint>();
+        for (const c of committed[0]?.partitions ?? []) {
+          const first = low.get(c.partition) ?? 0n;
+          const at = BigInt(c.offset);
+          starts.set(c.partition, at < first ? first : at);
+        }
+        for (const [p, first] of low) if (!starts.has(p)) starts.set(p, first);
+        return starts;
+      })().finally(() => this.startReads.delete(topic));
+      this.startReads.set(topic, read);
+    }
+    return read.then((starts) => starts.get(partition) ?? 0n);
   }
 
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
     this.stats.rebalances++;
+    this.generation++;
     this.rereadFrom.clear(); // after a join, every partition is read from its committed offset
     const assigned = new Set(
       Object.entries(assignment).flatMap(([topic, ps]) => ps.map((p) => tp(topic, p))),
     );
-    for (const id of [...this.fencedUntilRejoin]) {
+    this.assigned = assigned;
+    for (const [id, timer] of this.fencedUntilRejoin) {
+      clearTimeout(timer);
       this.fencedUntilRejoin.delete(id);
-      const [topic, partition] = id.split("\u0000") as [string, string];
-      if (assigned.has(id)) this.consumer.resume([{ topic, partitions: [Number(partition)] }]);
     }
-    for (const id of assigned) {
-      if (this.owned.has(id) || this.fencedUntilRejoin.has(id)) continue;
-      const [topic, partition] = id.split("\u0000") as [string, string];
-      this.take(topic, Number(partition)).catch((error) =>
-        this.options.log.warn({ err: error, topic, partition }, "could not take partition on assignment"),
-      );
-    }
-    await Promise.all(
-      [...this.owned.entries()].map(async ([id, owned]) => {
-        if (!assigned.has(id)) return this.revoke(id, owned);
+    const takeAssigned = () => {
+      for (const id of assigned) {
+        if (this.owned.has(id) || this.assigned !== assigned) continue;
+        const [topic, partition] = id.split("\u0000") as [string, string];
+        this.take(topic, Number(partition)).catch((error) =>
+          this.options.log.warn({ err: error, topic, partition }, "could not take partition on assignment"),
+        );
+      }
+    };
+    const kept = [...this.owned.entries()].filter(([id]) => assigned.has(id));
+    const revoked = [...this.owned.entries()].filter(([id]) => !assigned.has(id));
+    takeAssigned();
+    await Promise.all([
+      ...revoked.map(([id, owned]) => this.revoke(id, owned)),
+      ...kept.map(async ([id, owned]) => {
         // Kept across the rebalance: still ours only if nobody bumped the epoch meanwhile (we may have been away).
         const epoch = await currentEpoch(this.options.db, owned.lease).catch(() => undefined);
-        if (epoch !== owned.lease.epoch) {
+        if (epoch !== owned.lease.epoch && this.owned.get(id) === owned) {
           this.owned.delete(id);
           this.options.release(owned.lease.topic, owned.lease.partition);
-          await owned.worker.drain(0);
+          void owned.worker.drain(0);
+          takeAssigned(); // again, from the committed offset, under a new epoch
         }
       }),
-    );
+    ]);
   }
 
   private async revoke(id: string, owned: Owned): Promise<void> {
@@ -289,6 +373,9 @@ export class GroupConsumer {
   }
 
   private abandonAll(): void {
+    for (const timer of this.fencedUntilRejoin.values()) clearTimeout(timer);
+    this.fencedUntilRejoin.clear();
+    this.assigned = new Set();
     for (const [id, owned] of this.owned) {
       this.owned.delete(id);
       void owned.worker.drain(0);
@@ -356,6 +443,8 @@ export class GroupConsumer {
     this.stats.drainTimeouts += drained.filter((d) => !d).length;
     await this.commit();
     await this.consumer.disconnect();
+    await this.admin?.disconnect().catch(() => {});
+    for (const timer of this.fencedUntilRejoin.values()) clearTimeout(timer);
     for (const o of owned) this.options.release(o.lease.topic, o.lease.partition);
     this.owned.clear();
   }

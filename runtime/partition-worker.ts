@@ -98,6 +98,11 @@ export class PartitionWorker {
     }
   }
 
+  /** The offset of the next record this worker expects (anything below was dispatched or skipped). */
+  get nextOffset(): bigint | undefined {
+    return this.tracker?.nextOffset;
+  }
+
   /** The offset to commit now; undefined before the first record. */
   committable(): bigint | undefined {
     return this.tracker?.committable();

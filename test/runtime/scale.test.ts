@@ -4,6 +4,7 @@ import { uniqueName, waitFor } from "../support.ts";
 import {
   actorStates,
   freshTopics,
+  kafka,
   killChildren,
   type SequenceState,
   sendSteps,
@@ -137,4 +138,69 @@ describe("hosts joining, leaving and pausing", () => {
     // Nothing the zombie did after waking changed the outcome.
     await expectExactlyOnceInOrder(kind, keys, perKey);
   }, 180_000);
+
+  test("a host frozen past its session wakes up, rejoins and gets partitions back while records keep coming: nothing lost, nothing twice, order kept", async () => {
+    const { mailbox } = await freshTopics("rejoin");
+    const kind = uniqueName("rejoin");
+    const groupPrefix = uniqueName("g");
+    const env = { TEST_MAILBOX: mailbox, TEST_KIND: kind, TEST_GROUP_PREFIX: groupPrefix };
+    const keys = Array.from({ length: 100 }, (_, i) => `w${i}`);
+    const waves = 60;
+    const a = await spawnHost({ ...env, TEST_HOST_ID: "frozen" });
+    const b = await spawnHost({ ...env, TEST_HOST_ID: "steady" });
+    // One step per key every 250 ms for 15 s, turns of 30 ms: records are fetched and in flight on both hosts
+    // when A freezes, keep arriving while B owns everything, and while A wakes, rejoins and takes some back.
+    const sending = (async () => {
+      for (let seq = 1; seq <= waves; seq++) {
+        await sendSteps(mailbox, keys, 1, () => ({ delayMs: 30 }), seq);
+        await Bun.sleep(250);
+      }
+    })();
+    await waitFor(async () => (await applied(kind)) >= 500, {
+      timeoutMs: 60_000,
+      what: "both hosts at work",
+    });
+    a.child.kill("SIGSTOP");
+    // Past A's 6 s session the group gives B every partition, and B takes their leases (epochs bumped).
+    await waitFor(
+      async () => (await b.stats()).consumers[`${groupPrefix}.actor.${kind}`]?.partitions.length === 10,
+      { timeoutMs: 30_000, intervalMs: 500, what: "the steady host owning every partition" },
+    );
+    a.child.kill("SIGCONT");
+    await sending;
+    await waitFor(
+      async () => {
+        const states = await actorStates<SequenceState>(kind);
+        return keys.every((key) => states.get(key)?.state.lastSeq === waves);
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: "every key at its last step" },
+    );
+    const aStats = await a.stats();
+    const bStats = await b.stats();
+    console.log(
+      `[rejoin] frozen host: ${aStats.actors[kind]?.turns} turns, ${aStats.actors[kind]?.fenced} fenced; ` +
+        `steady host: ${bStats.actors[kind]?.turns} turns, ${bStats.actors[kind]?.fenced} fenced`,
+    );
+    await expectExactlyOnceInOrder(kind, keys, waves);
+    // And the group's committed offsets reach the end of every partition (nothing left behind or skipped).
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await waitFor(
+        async () => {
+          const ends = await admin.fetchTopicOffsets(mailbox);
+          const [committed] = await admin.fetchOffsets({
+            groupId: `${groupPrefix}.actor.${kind}`,
+            topics: [mailbox],
+          });
+          return ends.every(
+            (e) => committed?.partitions.find((c) => c.partition === e.partition)?.offset === e.high,
+          );
+        },
+        { timeoutMs: 30_000, intervalMs: 250, what: "committed offsets at the end of every partition" },
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  }, 240_000);
 });
