@@ -57,11 +57,23 @@ export const outbox = pgTable(
     value: text("value"),
     /** ...or as raw bytes (a dead letter's original value). Exactly one of the two is set. */
     rawValue: bytea("raw_value"),
+    /**
+     * The partition lease the row was written under (its consumer group, topic, partition and epoch): the owner
+     * of that partition publishes it, the next owner what a lost one left. Null for rows written outside a turn
+     * (an operator's replay), which any host's relay publishes.
+     */
+    sourceGroup: text("source_group"),
+    sourceTopic: text("source_topic"),
+    sourcePartition: integer("source_partition"),
+    sourceEpoch: bigint("source_epoch", { mode: "number" }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     publishedAt: timestamp("published_at", { withTimezone: true }),
   },
   (t) => [
     index("outbox_unpublished_idx").on(t.id).where(sql`${t.publishedAt} is null`),
+    index("outbox_unpublished_source_idx")
+      .on(t.sourceGroup, t.sourceTopic, t.sourcePartition, t.id)
+      .where(sql`${t.publishedAt} is null`),
     // Housekeeping deletes published rows by age (runtime/outbox-relay.ts).
     index("outbox_published_at_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
   ],
@@ -110,6 +122,8 @@ export const deadLetter = pgTable(
     value: bytea("value"),
     headers: jsonb("headers").$type<Record<string, string>>().notNull().default({}),
     errorClass: text("error_class").notNull(),
+    /** What the cause said of itself: a Postgres SQLSTATE (40P01: deadlock), a Node or Kafka error code. */
+    errorCode: text("error_code"),
     errorMessage: text("error_message").notNull(),
     retryable: boolean("retryable").notNull(),
     attempts: integer("attempts").notNull(),

@@ -29,6 +29,7 @@ import type { RuntimeDeps } from "./host-deps.ts";
 import { messageDecoder } from "./message.ts";
 import { causedRecord, type OutboxRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
+import { isStorableText } from "./storable-text.ts";
 
 interface Cell<S> extends ActorSnapshot<S> {
   key: string;
@@ -81,8 +82,14 @@ export class ActorRunner<S, M extends MessageSchemas> {
   /** Handles one mailbox record to completion. Throws FencedError when the partition was taken over. */
   async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
     const kind = this.definition.kind;
-    if (record.key === null || record.key === "") {
-      const error = classifyError(new DecodeError("record has no key: the actor it is for is unknown"));
+    if (record.key === null || record.key === "" || !isStorableText(record.key)) {
+      const error = classifyError(
+        new DecodeError(
+          record.key
+            ? "record key holds characters Postgres cannot store (NUL, a lone surrogate): no actor can have it"
+            : "record has no key: the actor it is for is unknown",
+        ),
+      );
       await this.deps.sql.begin(async (tx) => {
         await checkLease(tx, lease);
         await writeDeadLetter(tx, this.deadLetterInput(record, error, 1, new Date(), "dead"));
@@ -372,7 +379,9 @@ export class ActorRunner<S, M extends MessageSchemas> {
   prefetch(records: readonly InboundRecord[]): void {
     const keys = new Set<string>();
     for (const r of records) {
-      if (r.key && !this.cells.has(r.key) && !this.loading.has(r.key)) keys.add(r.key);
+      // A key Postgres cannot take would fail the whole query, and every turn of the batch with it.
+      if (r.key && !this.cells.has(r.key) && !this.loading.has(r.key) && isStorableText(r.key))
+        keys.add(r.key);
     }
     if (keys.size < 2) return;
     const all = loadActors(this.deps.sql, this.definition.kind, [...keys], (key) =>

@@ -12,6 +12,7 @@ import type { ErrorInfo } from "./errors.ts";
 import type { Tx } from "./fence.ts";
 import { appendOutbox } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
+import { storableHeaders, storableText } from "./storable-text.ts";
 
 export interface DeadLetterInput {
   consumer: string;
@@ -30,6 +31,7 @@ export const DLT_HEADERS = {
   offset: "dlt-original-offset",
   key: "dlt-original-key",
   errorClass: "dlt-error-class",
+  errorCode: "dlt-error-code",
   errorMessage: "dlt-error-message",
   retryable: "dlt-retryable",
   attempts: "dlt-attempts",
@@ -47,12 +49,18 @@ export const REPLAY_HEADER = "pitstop-replay-of";
  * returns false when this record was already dead-lettered (a redelivery).
  */
 export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<boolean> {
-  const { record, error } = input;
+  const { record } = input;
+  // The row that records a failure must not fail itself: the key, headers and message may hold what Postgres
+  // cannot store (the value is kept as raw bytes, exactly).
+  const key = record.key === null ? null : storableText(record.key);
+  const headers = storableHeaders(record.headers);
+  const error = { ...input.error, message: storableText(input.error.message).slice(0, 2000) };
+  const code = error.code ? storableText(error.code) : null;
   const inserted = await tx`
     insert into dead_letter (consumer, source_topic, source_partition, source_offset, message_key, value, headers,
-      error_class, error_message, retryable, attempts, first_failure_at, last_failure_at, host, status)
-    values (${input.consumer}, ${record.topic}, ${record.partition}, ${String(record.offset)}, ${record.key},
-      ${record.value}, ${JSON.stringify(record.headers)}::jsonb, ${error.errorClass}, ${error.message.slice(0, 2000)},
+      error_class, error_code, error_message, retryable, attempts, first_failure_at, last_failure_at, host, status)
+    values (${input.consumer}, ${record.topic}, ${record.partition}, ${String(record.offset)}, ${key},
+      ${record.value}, ${JSON.stringify(headers)}::jsonb, ${storableText(error.errorClass)}, ${code}, ${error.message},
       ${error.retryable}, ${input.attempts}, ${input.firstFailureAt.toISOString()}, ${input.lastFailureAt.toISOString()}, ${input.host},
       ${input.status})
     on conflict do nothing
@@ -61,16 +69,17 @@ export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<b
   await appendOutbox(tx, [
     {
       topic: deadLetterTopic(record.topic),
-      key: record.key ?? "",
+      key: key ?? "",
       value: record.value,
       headers: {
-        ...record.headers,
+        ...headers,
         [DLT_HEADERS.topic]: record.topic,
         [DLT_HEADERS.partition]: String(record.partition),
         [DLT_HEADERS.offset]: String(record.offset),
-        [DLT_HEADERS.key]: record.key ?? "",
-        [DLT_HEADERS.errorClass]: error.errorClass,
-        [DLT_HEADERS.errorMessage]: error.message.slice(0, 2000),
+        [DLT_HEADERS.key]: key ?? "",
+        [DLT_HEADERS.errorClass]: storableText(error.errorClass),
+        ...(code ? { [DLT_HEADERS.errorCode]: code } : {}),
+        [DLT_HEADERS.errorMessage]: error.message,
         [DLT_HEADERS.retryable]: String(error.retryable),
         [DLT_HEADERS.attempts]: String(input.attempts),
         [DLT_HEADERS.firstFailure]: input.firstFailureAt.toISOString(),

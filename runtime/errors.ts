@@ -58,6 +58,8 @@ export interface ErrorInfo {
   errorClass: string;
   message: string;
   retryable: boolean;
+  /** What the cause said of itself: a Postgres SQLSTATE (`40P01`: deadlock), a Node or Kafka error code. */
+  code?: string;
 }
 
 /**
@@ -77,9 +79,25 @@ export function classifyError(error: unknown): ErrorInfo {
             ? // connection, idle-in-transaction timeout, serialization/deadlock, resources, shutdown
               /^(08|25P03|40|53|57P)/.test(flagged.code)
             : true;
-    return { errorClass: error.name || error.constructor.name, message: error.message, retryable };
+    const code = codeOf(error);
+    return {
+      errorClass: error.name || error.constructor.name,
+      message: error.message,
+      retryable,
+      ...(code ? { code } : {}),
+    };
   }
   return { errorClass: typeof error, message: String(error), retryable: true };
+}
+
+/** The first string `code` (SQLSTATE, errno name) or kafkajs `type` found on the error or its causes. */
+function codeOf(error: Error): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const { code, type } = e as Error & { code?: unknown; type?: unknown };
+    if (typeof code === "string" && code !== "") return code;
+    if (typeof type === "string" && type !== "") return type;
+  }
+  return undefined;
 }
 
 // postgres.js connection failures, Node socket errors, and SQLSTATE classes for "cannot reach the server".

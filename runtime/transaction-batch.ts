@@ -1,12 +1,17 @@
 /**
  * Batching work into shared transactions: items submitted while a transaction is in flight go into the next
  * one (at most `maxBatch` per transaction, `maxInFlight` transactions at once). The batch function decides each
- * item's own outcome: a value for the items it handled, an error in `failures` for the ones it refused. A
- * transaction that fails as a whole fails all its items with that error.
+ * item's own outcome: a value for the items it handled, an error in `failures` for the ones it refused.
+ *
+ * One failure is one failure: a transaction that fails as a whole (one item's value Postgres cannot store, a
+ * constraint, a deadlock) is split in halves and each half run again in its own transaction, down to single
+ * items, so the item at fault fails alone, with its own error, and its neighbours commit. Only when Postgres
+ * cannot be reached do all the items fail together (with that error: the caller re-reads later).
  *
  * Actor turns (group-commit.ts) and reactor events (reactor-batch.ts) are committed this way.
  */
 import type postgres from "postgres";
+import { isUnavailable } from "./errors.ts";
 import type { Tx } from "./fence.ts";
 
 export interface BatchOptions {
@@ -32,7 +37,7 @@ interface Pending<In, Out> {
 export class TransactionBatcher<In extends object, Out> {
   private readonly queue: Pending<In, Out>[] = [];
   private inFlight = 0;
-  readonly stats = { batches: 0, items: 0, largestBatch: 0 };
+  readonly stats = { batches: 0, items: 0, largestBatch: 0, splits: 0 };
 
   constructor(
     private readonly sql: postgres.Sql,
@@ -63,6 +68,10 @@ export class TransactionBatcher<In extends object, Out> {
     this.stats.batches++;
     this.stats.items += batch.length;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    await this.run(batch);
+  }
+
+  private async run(batch: Pending<In, Out>[]): Promise<void> {
     const failures = new Map<In, unknown>();
     let results: Map<In, Out>;
     try {
@@ -74,6 +83,14 @@ export class TransactionBatcher<In extends object, Out> {
         ),
       );
     } catch (error) {
+      if (batch.length > 1 && !isUnavailable(error)) {
+        // Items of a batch are of different keys (a key has one item in flight), so the halves' order is free.
+        this.stats.splits++;
+        const half = Math.ceil(batch.length / 2);
+        await this.run(batch.slice(0, half));
+        await this.run(batch.slice(half));
+        return;
+      }
       for (const p of batch) p.reject(error);
       return;
     }
