@@ -92,7 +92,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
       );
       await this.deps.sql.begin(async (tx) => {
         await checkLease(tx, lease);
-        await writeDeadLetter(tx, this.deadLetterInput(record, error, 1, new Date(), "dead"));
+        await writeDeadLetter(tx, this.deadLetterInput(lease, record, error, 1, new Date(), "dead"));
       });
       this.stats.deadLetters++;
       return;
@@ -308,7 +308,10 @@ export class ActorRunner<S, M extends MessageSchemas> {
       outbox: [],
       timers: [],
       also: async (tx) => {
-        await writeDeadLetter(tx, this.deadLetterInput(record, error, attempts, firstFailureAt, status));
+        await writeDeadLetter(
+          tx,
+          this.deadLetterInput(lease, record, error, attempts, firstFailureAt, status),
+        );
       },
     });
     cell.version = version;
@@ -327,6 +330,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
   }
 
   private deadLetterInput(
+    lease: PartitionLease,
     record: InboundRecord,
     error: ErrorInfo,
     attempts: number,
@@ -335,6 +339,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
   ) {
     return {
       consumer: this.definition.kind,
+      lease,
       record,
       error,
       attempts,

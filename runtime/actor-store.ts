@@ -123,7 +123,7 @@ export async function commitTurn<S>(sql: postgres.Sql, turn: TurnCommit<S>): Pro
       where a.version = ${turn.expectedVersion}
       returning version`;
     if (written.length === 0) throw new StaleStateError(turn.kind, turn.key, turn.expectedVersion);
-    await appendOutbox(tx, turn.outbox);
+    await appendOutbox(tx, turn.outbox, turn.lease);
     await writeTimers(tx, turn);
     await turn.also?.(tx);
     return version;

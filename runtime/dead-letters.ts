@@ -9,13 +9,15 @@ import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
 import { deadLetterTopic } from "../topics/index.ts";
 import type { ErrorInfo } from "./errors.ts";
-import type { Tx } from "./fence.ts";
+import type { PartitionLease, Tx } from "./fence.ts";
 import { appendOutbox } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 import { storableHeaders, storableText } from "./storable-text.ts";
 
 export interface DeadLetterInput {
   consumer: string;
+  /** The lease of the partition the record came from (its owner publishes the `.dlt` record). */
+  lease: PartitionLease;
   record: InboundRecord;
   error: ErrorInfo;
   attempts: number;
@@ -66,30 +68,34 @@ export async function writeDeadLetter(tx: Tx, input: DeadLetterInput): Promise<b
     on conflict do nothing
     returning id`;
   if (inserted.length === 0) return false; // already dead-lettered before a crash: the .dlt record is queued too
-  await appendOutbox(tx, [
-    {
-      topic: deadLetterTopic(record.topic),
-      key: key ?? "",
-      value: record.value,
-      headers: {
-        ...headers,
-        [DLT_HEADERS.topic]: record.topic,
-        [DLT_HEADERS.partition]: String(record.partition),
-        [DLT_HEADERS.offset]: String(record.offset),
-        [DLT_HEADERS.key]: key ?? "",
-        [DLT_HEADERS.errorClass]: storableText(error.errorClass),
-        ...(code ? { [DLT_HEADERS.errorCode]: code } : {}),
-        [DLT_HEADERS.errorMessage]: error.message,
-        [DLT_HEADERS.retryable]: String(error.retryable),
-        [DLT_HEADERS.attempts]: String(input.attempts),
-        [DLT_HEADERS.firstFailure]: input.firstFailureAt.toISOString(),
-        [DLT_HEADERS.lastFailure]: input.lastFailureAt.toISOString(),
-        [DLT_HEADERS.consumer]: input.consumer,
-        [DLT_HEADERS.host]: input.host,
-        [DLT_HEADERS.status]: input.status,
+  await appendOutbox(
+    tx,
+    [
+      {
+        topic: deadLetterTopic(record.topic),
+        key: key ?? "",
+        value: record.value,
+        headers: {
+          ...headers,
+          [DLT_HEADERS.topic]: record.topic,
+          [DLT_HEADERS.partition]: String(record.partition),
+          [DLT_HEADERS.offset]: String(record.offset),
+          [DLT_HEADERS.key]: key ?? "",
+          [DLT_HEADERS.errorClass]: storableText(error.errorClass),
+          ...(code ? { [DLT_HEADERS.errorCode]: code } : {}),
+          [DLT_HEADERS.errorMessage]: error.message,
+          [DLT_HEADERS.retryable]: String(error.retryable),
+          [DLT_HEADERS.attempts]: String(input.attempts),
+          [DLT_HEADERS.firstFailure]: input.firstFailureAt.toISOString(),
+          [DLT_HEADERS.lastFailure]: input.lastFailureAt.toISOString(),
+          [DLT_HEADERS.consumer]: input.consumer,
+          [DLT_HEADERS.host]: input.host,
+          [DLT_HEADERS.status]: input.status,
+        },
       },
-    },
-  ]);
+    ],
+    input.lease,
+  );
   return true;
 }
 

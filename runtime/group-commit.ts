@@ -99,17 +99,21 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
   }
   live = live.filter((p) => done.has(`${p.turn.kind}\u0000${p.turn.key}`));
 
-  // 4. Outbox rows, in turn order then record order (raw bytes, rare here, take the row-by-row path).
-  const records = live.flatMap((p) => p.turn.outbox);
-  if (records.some((r) => Buffer.isBuffer(r.value))) {
-    await appendOutbox(tx, records);
-  } else if (records.length > 0) {
+  // 4. Outbox rows, in turn order then record order, each under its turn's lease (raw bytes, rare here, take
+  // the row-by-row path).
+  const rows = live.flatMap((p) => p.turn.outbox.map((record) => ({ record, lease: p.turn.lease })));
+  if (rows.some((r) => Buffer.isBuffer(r.record.value))) {
+    for (const p of live) await appendOutbox(tx, p.turn.outbox, p.turn.lease);
+  } else if (rows.length > 0) {
     await tx`
-      insert into outbox (topic, message_key, headers, value)
-      select t, k, h::jsonb, v from unnest(
-        ${records.map((r) => r.topic)}::text[], ${records.map((r) => r.key)}::text[],
-        ${records.map((r) => JSON.stringify(r.headers ?? {}))}::text[],
-        ${records.map((r) => r.value as string)}::text[]) as x(t, k, h, v)`;
+      insert into outbox (topic, message_key, headers, value, source_group, source_topic, source_partition, source_epoch)
+      select t, k, h::jsonb, v, g, st, sp::int, se::bigint from unnest(
+        ${rows.map((r) => r.record.topic)}::text[], ${rows.map((r) => r.record.key)}::text[],
+        ${rows.map((r) => JSON.stringify(r.record.headers ?? {}))}::text[],
+        ${rows.map((r) => r.record.value as string)}::text[],
+        ${rows.map((r) => r.lease.groupId)}::text[], ${rows.map((r) => r.lease.topic)}::text[],
+        ${rows.map((r) => String(r.lease.partition))}::text[], ${rows.map((r) => String(r.lease.epoch))}::text[]
+      ) as x(t, k, h, v, g, st, sp, se)`;
   }
 
   // 5. Timers (rare: a statement each).

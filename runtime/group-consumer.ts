@@ -37,6 +37,8 @@ export interface GroupConsumerOptions {
   prefetch?(records: readonly InboundRecord[]): void;
   /** A partition's in-memory actors are no longer ours. */
   release(topic: string, partition: number): void;
+  /** A partition was taken (its lease is ours now). */
+  taken?(lease: PartitionLease): void;
   maxConcurrency: number;
   maxBuffered: number;
   commitIntervalMs: number;
@@ -201,6 +203,7 @@ export class GroupConsumer {
         // partition (backpressure, a fence) would stall the new one forever.
         this.onConsumer("resume", (c) => c.resume([{ topic, partitions: [partition] }]));
         this.options.log.debug({ ...lease, start: start.toString() }, "partition taken");
+        this.options.taken?.(lease);
         return owned;
       })().finally(() => this.opening.delete(id));
       this.opening.set(id, opening);
@@ -258,10 +261,7 @@ export class GroupConsumer {
     this.onConsumer("pause", (c) => c.pause([{ topic, partitions: [partition] }]));
     const retake = () => {
       this.fencedUntilRejoin.delete(id);
-      if (this.stopping || !this.assigned.has(id) || this.owned.has(id)) return;
-      this.take(topic, partition).catch((error) =>
-        this.options.log.warn({ err: error, topic, partition }, "could not take back a fenced partition"),
-      );
+      if (this.assigned.has(id)) this.takeWhileAssigned(topic, partition, this.assigned);
     };
     clearTimeout(this.fencedUntilRejoin.get(id));
     this.fencedUntilRejoin.set(id, setTimeout(retake, this.options.sessionTimeoutMs));
@@ -334,11 +334,8 @@ export class GroupConsumer {
     }
     const takeAssigned = () => {
       for (const id of assigned) {
-        if (this.owned.has(id) || this.assigned !== assigned) continue;
         const [topic, partition] = id.split("\u0000") as [string, string];
-        this.take(topic, Number(partition)).catch((error) =>
-          this.options.log.warn({ err: error, topic, partition }, "could not take partition on assignment"),
-        );
+        this.takeWhileAssigned(topic, Number(partition), assigned);
       }
     };
     const kept = [...this.owned.entries()].filter(([id]) => assigned.has(id));
@@ -357,6 +354,24 @@ export class GroupConsumer {
         }
       }),
     ]);
+  }
+
+  /**
+   * Takes an assigned partition, trying again with backoff while it stays assigned and untaken: an idle one gets
+   * no batch that would take it, and its timers and leftover outbox rows need an owner.
+   */
+  private takeWhileAssigned(topic: string, partition: number, assigned: Set<string>, attempt = 1): void {
+    const id = tp(topic, partition);
+    if (this.stopping || this.assigned !== assigned || this.owned.has(id) || this.fencedUntilRejoin.has(id))
+      return;
+    this.take(topic, partition).catch((error) => {
+      const retryInMs = Math.min(10_000, 250 * 2 ** attempt);
+      this.options.log.warn(
+        { err: error, topic, partition, retryInMs },
+        "could not take partition; retrying",
+      );
+      setTimeout(() => this.takeWhileAssigned(topic, partition, assigned, attempt + 1), retryInMs);
+    });
   }
 
   private async revoke(id: string, owned: Owned): Promise<void> {

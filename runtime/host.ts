@@ -1,8 +1,9 @@
 /**
  * An actor host: one process's share of the actor kinds and reactors. For each kind it is one member of the
  * kind's consumer group (`<groupPrefix>.actor.<kind>`), for each reactor one member of its group; more hosts
- * share the partitions. It also runs an outbox relay (only one publishes at a time across hosts) and passivates
- * idle actors. `stop()` (call it on SIGTERM) drains running turns, commits, and leaves the groups.
+ * share the partitions. It publishes the outbox rows of the partitions it owns (outbox-relay.ts), runs the relay
+ * of rows written outside any turn (one host at a time), fires the durable timers of its partitions and
+ * passivates idle actors. `stop()` (call it on SIGTERM) drains running turns, commits, and leaves the groups.
  *
  * @example
  * const host = createHost({ kafka, database, databaseUrl, log, actors: [counter], reactors: [audit] });
@@ -28,7 +29,7 @@ import { TimerPoller } from "./timers.ts";
 export interface HostOptions {
   kafka: Kafka;
   database: Database;
-  /** For the relay's own session (it holds an advisory lock). */
+  /** For the publishers' own sessions (one holds an advisory lock). */
   databaseUrl: string;
   log: Logger;
   actors?: AnyActorDefinition[];
@@ -40,7 +41,10 @@ export interface HostOptions {
   hostId?: string;
   groupPrefix?: string;
   clock?: () => Date;
-  /** Run an outbox relay in this host (default true). */
+  /**
+   * Run the relay of rows written outside any turn (operators' replays) in this host (default true). The rows
+   * of this host's own partitions are always published by it.
+   */
   relay?: boolean;
   tuning?: Partial<HostTuning>;
 }
@@ -58,6 +62,7 @@ export interface HostTuning {
   /** In-memory actors per kind at most. */
   maxActors: number;
   passivateAfterMs: number;
+  /** How often the publishers look for rows when nothing woke them (a safety net: writers wake them). */
   relayPollIntervalMs: number;
   /** How often due durable timers are looked for. */
   timerPollIntervalMs: number;
@@ -76,7 +81,7 @@ export const DEFAULT_TUNING: HostTuning = {
   heartbeatIntervalMs: 1000,
   maxActors: 10_000,
   passivateAfterMs: 5 * 60_000,
-  relayPollIntervalMs: 50,
+  relayPollIntervalMs: 1000,
   timerPollIntervalMs: 250,
   groupCommit: { maxBatch: 128, maxInFlight: 4 },
   consumerRetry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
@@ -100,6 +105,7 @@ export interface HostStats {
     GroupConsumer["stats"] & { topics: string[]; partitions: ReturnType<GroupConsumer["partitions"]> }
   >;
   relay?: OutboxRelay["stats"];
+  publisher: OutboxRelay["stats"];
   timers: TimerPoller["stats"];
   groupCommit?: GroupCommitter["stats"];
 }
@@ -117,6 +123,14 @@ export function createHost(options: HostOptions): Host {
           log: options.log,
           pollIntervalMs: tuning.relayPollIntervalMs,
         });
+  const consumers = new Map<string, GroupConsumer>();
+  const publisher = new OutboxRelay({
+    kafka: options.kafka,
+    databaseUrl: options.databaseUrl,
+    log: options.log,
+    pollIntervalMs: tuning.relayPollIntervalMs,
+    leases: () => [...consumers.values()].flatMap((c) => c.leases()),
+  });
   const deps: RuntimeDeps = {
     db: options.database.db,
     sql: options.database.sql,
@@ -129,7 +143,7 @@ export function createHost(options: HostOptions): Host {
     fabric: options.nats
       ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
       : undefined,
-    outboxWritten: () => relay?.notify(),
+    outboxWritten: () => publisher.notify(),
   };
   const common = {
     kafka: options.kafka,
@@ -143,10 +157,11 @@ export function createHost(options: HostOptions): Host {
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs: tuning.heartbeatIntervalMs,
     retry: tuning.consumerRetry,
+    // A partition taken may hold rows its lost owner did not publish: publish them now.
+    taken: () => publisher.notify(),
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
-  const consumers = new Map<string, GroupConsumer>();
   const kindConsumers = new Map<string, GroupConsumer>();
   for (const definition of options.actors ?? []) {
     const runner = new ActorRunner(definition, deps, {
@@ -223,7 +238,7 @@ export function createHost(options: HostOptions): Host {
     clock: deps.clock,
     intervalMs: tuning.timerPollIntervalMs,
     owned: () => [...kindConsumers].map(([kind, consumer]) => ({ kind, leases: consumer.leases() })),
-    fired: () => relay?.notify(),
+    fired: () => publisher.notify(),
   });
 
   let sweeper: Timer | undefined;
@@ -232,6 +247,7 @@ export function createHost(options: HostOptions): Host {
     hostId,
     async start() {
       relay?.start();
+      publisher.start();
       await Promise.all([...consumers.values()].map((c) => c.start()));
       stateSubscriptions = await serveState();
       timers.start();
@@ -247,7 +263,7 @@ export function createHost(options: HostOptions): Host {
       for (const subscription of stateSubscriptions) subscription.unsubscribe();
       await timers.stop();
       await Promise.all([...consumers.values()].map((c) => c.stop()));
-      await relay?.stop();
+      await Promise.all([publisher.stop(), relay?.stop()]);
     },
     stats() {
       return {
@@ -260,6 +276,7 @@ export function createHost(options: HostOptions): Host {
           [...consumers].map(([k, c]) => [k, { ...c.stats, topics: c.topics, partitions: c.partitions() }]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
+        publisher: { ...publisher.stats },
         timers: { ...timers.stats },
         groupCommit: deps.groupCommit ? { ...deps.groupCommit.stats } : undefined,
       };

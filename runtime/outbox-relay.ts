@@ -1,26 +1,42 @@
 /**
  * Publishes outbox rows to Kafka with an idempotent producer (acks=all, one request in flight), in id order.
  *
+ * Who publishes what — no process is on every event's path (guarantee 12):
+ * - Rows written by a turn carry the partition lease they were written under (outbox.ts). A relay given the
+ *   host's `leases` publishes the rows of the partitions the host owns now: its own turns' rows, woken by its
+ *   own commits (no poll on the hot path), and on taking a partition whatever its lost owner left unpublished.
+ *   A frozen or dead host stalls only its own partitions, and only until they are taken over.
+ * - Rows written outside any turn (an operator's replay) have no source: the relay without `leases` publishes
+ *   them, one host at a time (a Postgres advisory lock; another takes over when its session ends), woken by
+ *   LISTEN/NOTIFY. It also deletes old published rows and inbox ids.
+ *
  * - Never skips a row: each row is marked published itself (`published_at`); there is no "last id" high-water
  *   mark, so a row whose id was taken early but committed late is still found (ids are taken at insert and
  *   become visible at commit, out of order).
- * - Per-key order: rows of one key are written by one actor's sequential turns, so they commit in id order; the
- *   relay publishes each topic's rows in id order, and only one relay publishes at a time.
+ * - Per-key order: rows of one key are written by one actor's sequential turns under one partition's leases,
+ *   so they commit in id order, and the partition's owner publishes each topic's rows in id order. A new owner
+ *   starts only after the old one can no longer commit (the epoch fence), so it sees every row the old one wrote;
+ *   if the old one is still sending, a row goes out twice, never a later row before an earlier one.
  * - A topic that cannot be published to (deleted, unauthorised) is held back with backoff; others keep flowing.
- * - Safe on every host at once: each runs a relay, and a Postgres advisory lock picks the one that publishes;
- *   when its session ends (crash), another takes over.
  * - A crash between publishing and marking means a row is sent again: consumers dedupe by eventId.
  */
 import type { Kafka, Producer } from "kafkajs";
 import postgres from "postgres";
+import type { PartitionLease } from "./fence.ts";
 import type { Logger } from "./logger.ts";
+import { OUTBOX_CHANNEL } from "./outbox.ts";
 
 export interface OutboxRelayOptions {
   kafka: Kafka;
   databaseUrl: string;
   log: Logger;
+  /**
+   * The leases of the partitions this host owns now, asked afresh at every pass: their rows are published.
+   * Absent: the rows written outside any turn, by one relay at a time, with housekeeping.
+   */
+  leases?: () => PartitionLease[];
   batchSize?: number;
-  /** How often to look for rows when nothing woke the relay (rows written by other processes). */
+  /** How often to look for rows when nothing woke the relay (a safety net: writers wake it themselves). */
   pollIntervalMs?: number;
   /** Published outbox rows are deleted after this long (default 1 hour). */
   keepPublishedMs?: number;
@@ -48,17 +64,25 @@ export class OutboxRelay {
   readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0 };
 
   constructor(private readonly options: OutboxRelayOptions) {
-    // One dedicated session: the advisory lock lives as long as it does.
+    // One dedicated session: the advisory lock lives as long as it does, and turns never wait for the relay.
     this.sql = postgres(options.databaseUrl, {
       max: 1,
       onnotice: () => {},
-      connection: { application_name: "pitstop-relay" },
+      connection: { application_name: options.leases ? "pitstop-publisher" : "pitstop-relay" },
     });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (!this.options.leases) {
+      // Replays and other writers outside a turn say so with NOTIFY; postgres.js reconnects the listener.
+      this.sql
+        .listen(OUTBOX_CHANNEL, () => this.notify())
+        .catch((error: unknown) => {
+          this.options.log.warn({ err: error }, "outbox relay cannot listen; polling only");
+        });
+    }
     this.loop = this.run();
   }
 
@@ -79,18 +103,20 @@ export class OutboxRelay {
 
   private async run(): Promise<void> {
     const poll = this.options.pollIntervalMs ?? 50;
+    const owned = this.options.leases !== undefined;
     while (this.running) {
       try {
         if (!this.stats.leader) {
-          const [row] = await this.sql<
-            { locked: boolean }[]
-          >`select pg_try_advisory_lock(${RELAY_LOCK}) as locked`;
+          // Publishing its own partitions needs no election; the relay of unsourced rows does.
+          const [row] = owned
+            ? [{ locked: true }]
+            : await this.sql<{ locked: boolean }[]>`select pg_try_advisory_lock(${RELAY_LOCK}) as locked`;
           this.stats.leader = row?.locked === true;
         }
         if (this.stats.leader) {
           const published = await this.publishBatch();
           if (published > 0) continue; // more may be waiting
-          if (Date.now() - this.lastHousekeeping > 60_000) {
+          if (!owned && Date.now() - this.lastHousekeeping > 60_000) {
             this.lastHousekeeping = Date.now();
             await this.housekeep();
           }
@@ -105,7 +131,7 @@ export class OutboxRelay {
       }
       await this.sleep(this.stats.leader ? poll : poll * 10);
     }
-    if (this.stats.leader) await this.sql`select pg_advisory_unlock(${RELAY_LOCK})`.catch(() => {});
+    if (this.stats.leader && !owned) await this.sql`select pg_advisory_unlock(${RELAY_LOCK})`.catch(() => {});
   }
 
   private sleep(ms: number): Promise<void> {
@@ -137,9 +163,17 @@ export class OutboxRelay {
     for (const [topic, b] of this.blocked) if (b.until <= now) this.blocked.delete(topic);
     const skip = [...this.blocked.keys(), ...this.sending.keys()];
     const limit = this.options.batchSize ?? 500;
+    const leases = this.options.leases?.();
+    if (leases?.length === 0) return 0;
+    const source = leases
+      ? this.sql`(source_group, source_topic, source_partition) in (
+          select * from unnest(${leases.map((l) => l.groupId)}::text[], ${leases.map((l) => l.topic)}::text[],
+            ${leases.map((l) => String(l.partition))}::int[]))`
+      : this.sql`source_group is null`;
     const rows = await this.sql<OutboxRow[]>`
       select id, topic, message_key, headers, value, raw_value from outbox
-      where published_at is null ${skip.length ? this.sql`and topic not in ${this.sql(skip)}` : this.sql``}
+      where published_at is null and ${source}
+        ${skip.length ? this.sql`and topic not in ${this.sql(skip)}` : this.sql``}
       order by id limit ${limit}`;
     if (rows.length === 0) return 0;
     this.producer ??= await this.connectProducer();

@@ -1,9 +1,13 @@
 /**
- * The transactional outbox: records a turn wants published are rows written in the turn's own transaction;
- * the relay (outbox-relay.ts) publishes them afterwards. A crash never loses one; at worst one is sent twice.
+ * The transactional outbox: records a turn wants published are rows written in the turn's own transaction,
+ * stamped with the partition lease the turn ran under; the owner of that partition publishes them afterwards
+ * (outbox-relay.ts). A crash never loses one; at worst one is sent twice.
  */
 import { type Envelope, encodeEnvelope, newEnvelope } from "../topics/index.ts";
-import type { Tx } from "./fence.ts";
+import type { PartitionLease, Tx } from "./fence.ts";
+
+/** NOTIFY channel of rows written outside any turn (no source lease): the unsourced relay listens on it. */
+export const OUTBOX_CHANNEL = "pitstop_outbox";
 
 export interface OutboxRecord {
   topic: string;
@@ -44,11 +48,18 @@ export function causedRecord(
   return envelopeRecord(topic, key, envelope, headers);
 }
 
-export async function appendOutbox(tx: Tx, records: OutboxRecord[]): Promise<void> {
+/**
+ * Inserts the records in the transaction, under `source`: the lease the turn runs under (its partition's owner
+ * publishes them). Without one (an operator's replay) the unsourced relay is told by NOTIFY at commit.
+ */
+export async function appendOutbox(tx: Tx, records: OutboxRecord[], source?: PartitionLease): Promise<void> {
   for (const r of records) {
     const text = typeof r.value === "string" ? r.value : null;
     const raw = Buffer.isBuffer(r.value) ? r.value : null;
-    await tx`insert into outbox (topic, message_key, headers, value, raw_value)
-      values (${r.topic}, ${r.key}, ${JSON.stringify(r.headers ?? {})}::jsonb, ${text}, ${raw})`;
+    await tx`insert into outbox (topic, message_key, headers, value, raw_value, source_group, source_topic,
+        source_partition, source_epoch)
+      values (${r.topic}, ${r.key}, ${JSON.stringify(r.headers ?? {})}::jsonb, ${text}, ${raw},
+        ${source?.groupId ?? null}, ${source?.topic ?? null}, ${source?.partition ?? null}, ${source?.epoch ?? null})`;
   }
+  if (!source && records.length > 0) await tx`select pg_notify(${OUTBOX_CHANNEL}, '')`;
 }

@@ -84,7 +84,7 @@ export class ReactorBatcher {
     live = live.filter((p) => freshIds.has(p.turn.event.eventId));
 
     // 3. Each event in its own savepoint, so one that throws undoes only its own writes.
-    const records: OutboxRecord[] = [];
+    const emitted: { records: OutboxRecord[]; lease: PartitionLease }[] = [];
     const failed: Pending[] = [];
     for (const p of live) {
       const { event, record, attempt, now } = p.turn;
@@ -102,9 +102,14 @@ export class ReactorBatcher {
           return (await this.definition.handle(event, ctx)) ?? undefined;
         });
         const emits = result?.emit ?? [];
-        records.push(
-          ...emits.map((e) => causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now)),
-        );
+        if (emits.length > 0) {
+          emitted.push({
+            lease: p.turn.lease,
+            records: emits.map((e) =>
+              causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now),
+            ),
+          });
+        }
         outcomes.set(p, {
           outcome: emits.length > 0 ? "emitted" : "handled",
           afterCommit: result?.afterCommit,
@@ -122,7 +127,7 @@ export class ReactorBatcher {
     }
 
     // 4. What the handlers emitted, in event order.
-    await appendOutbox(tx, records);
+    for (const { records, lease } of emitted) await appendOutbox(tx, records, lease);
     return outcomes;
   }
 }

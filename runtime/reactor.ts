@@ -150,6 +150,7 @@ export class ReactorRunner {
       await checkLease(tx, lease);
       return writeDeadLetter(tx, {
         consumer: this.definition.name,
+        lease,
         record,
         error,
         attempts,

@@ -52,6 +52,7 @@ export async function fireDueTimers(
           { "pitstop-timer": t.name },
         ),
       ),
+      lease,
     );
     return due.length;
   });
