@@ -75,12 +75,18 @@ export function analyticsReactor(deps: ReactorDeps): ReactorDefinition {
       deps.topics.event("payment-events"),
       deps.topics.event("notification-events"),
     ],
-    async handle(envelope, { tx }) {
+    async handle(envelope, { tx, sql: raw }) {
       const event = knownEvent(envelope);
       if (!event) return;
+      const figures = figuresOf(event);
+      if (figures.length === 0) return;
       const day = eventDay(envelope);
+      // Every event of a day moves the same few rows, from batches of several hosts, each batch in its own
+      // order: two batches locking "bookings" and "cancellations" in opposite orders deadlock (40P01, seen with
+      // two hosts). One lock per day, taken first and held to the batch's commit, orders them all.
+      await raw`select pg_advisory_xact_lock(hashtextextended(${`pitstop.daily_stat.${day}`}, 0))`;
       const mirrors: { key: string; field?: string; value: number }[] = [];
-      for (const { metric, by, mirror } of figuresOf(event)) {
+      for (const { metric, by, mirror } of figures) {
         const value = await increment(tx, day, metric, by);
         if (mirror) mirrors.push({ key: mirror.key(day), field: mirror.field, value });
       }
