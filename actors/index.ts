@@ -61,6 +61,7 @@ export function createDomain(deps: DomainDeps): Domain {
     reactors: createReactors({
       topics: refs.topics,
       redis: deps.redis,
+      sql: deps.sql,
       nats: deps.nats,
       natsPrefix: natsPrefixOf(deps.namespace),
       senders: deps.senders,

@@ -46,6 +46,22 @@ export class FencedError extends PitstopError {
   }
 }
 
+/**
+ * A dependency the handler cannot do without (a cache that is its whole effect, a broker) did not answer. Not
+ * the message's fault: it is retried, and when the retries run out the record is not dead-lettered — its
+ * partition is read again once the dependency is back (outages are waited out).
+ */
+export class UnavailableError extends PitstopError {
+  override name = "UnavailableError";
+  constructor(
+    readonly dependency: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} unavailable: ${message}`, true, options);
+  }
+}
+
 /** A record that cannot become a message: no key, not an envelope, an unknown type, a payload off-schema. */
 export class DecodeError extends PitstopError {
   override name = "DecodeError";
@@ -119,6 +135,7 @@ const UNAVAILABLE_CODES = new Set([
  */
 export function isUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof UnavailableError) return true;
     const code = (e as Error & { code?: unknown }).code;
     if (typeof code !== "string") continue;
     if (UNAVAILABLE_CODES.has(code) || /^(08|57P0[123])/.test(code)) return true;

@@ -38,6 +38,7 @@ export {
   PitstopError,
   RetryableError,
   TerminalError,
+  UnavailableError,
 } from "./errors.ts";
 export {
   askState,

@@ -1,7 +1,9 @@
 /**
  * The cache-sync reactor keeps Redis converging to Postgres: on any booking, repair or payment event it reads
  * the entity's current state from actor_state (in its transaction) and writes it to Redis, newer versions only
- * (newer-version.ts), so events handled late or twice never move the cache back.
+ * (newer-version.ts), so events handled late or twice never move the cache back. The Redis write is its whole
+ * effect: while Redis is down its events wait (writeOrWait), and are handled once it is back, so the cache catches
+ * up by itself after an outage (a paid booking gets no later event that would fix it).
  *
  *   booking:{bookingId}        JSON of the booking's state (every event carries its booking)
  *   repair:status:{repairId}   hash: status, progress, version, updatedAt (repair events)
@@ -12,14 +14,13 @@ import type { BookingState } from "../booking/booking.ts";
 import { topicOf } from "../events.ts";
 import type { InvoiceState } from "../invoice/invoice.ts";
 import type { RepairState } from "../repair/repair.ts";
-import { bestEffort } from "./best-effort.ts";
 import { entityState } from "./entity-state.ts";
 import { knownEvent } from "./known-event.ts";
 import { writeHashIfNewer, writeJsonIfNewer } from "./newer-version.ts";
-import { type ReactorDeps, reactorLog } from "./reactor-deps.ts";
+import type { ReactorDeps } from "./reactor-deps.ts";
+import { writeOrWait } from "./redis-write.ts";
 
 export function cacheSyncReactor(deps: ReactorDeps): ReactorDefinition {
-  const log = reactorLog(deps, "cache-sync");
   const { redis } = deps;
   return defineReactor({
     name: "cache-sync",
@@ -38,7 +39,7 @@ export function cacheSyncReactor(deps: ReactorDeps): ReactorDefinition {
         const repair = await entityState<RepairState>(tx, "repair", p.repairId);
         if (repair) {
           const key = `repair:status:${p.repairId}`;
-          await bestEffort(log, { key, version: repair.version }, () =>
+          await writeOrWait(() =>
             writeHashIfNewer(redis, key, repair.version, {
               status: repair.status,
               progress: repair.progress,
@@ -51,18 +52,14 @@ export function cacheSyncReactor(deps: ReactorDeps): ReactorDefinition {
         const invoice = await entityState<InvoiceState>(tx, "invoice", p.invoiceId);
         const key = `invoice:${p.invoiceId}`;
         if (invoice) {
-          await bestEffort(log, { key, version: invoice.version }, () =>
-            writeJsonIfNewer(redis, key, invoice),
-          );
+          await writeOrWait(() => writeJsonIfNewer(redis, key, invoice));
         }
       }
       if ("bookingId" in p) {
         const booking = await entityState<BookingState>(tx, "booking", p.bookingId);
         const key = `booking:${p.bookingId}`;
         if (booking) {
-          await bestEffort(log, { key, version: booking.version }, () =>
-            writeJsonIfNewer(redis, key, booking),
-          );
+          await writeOrWait(() => writeJsonIfNewer(redis, key, booking));
         }
       }
     },

@@ -1,4 +1,5 @@
 /** What the car service's reactors are built from: topic names, connections, notification senders, a logger. */
+import type postgres from "postgres";
 import { createLogger, type Logger, type NatsConnection, type Redis } from "../../runtime/index.ts";
 import type { EventPayload, Topics } from "../events.ts";
 
@@ -13,6 +14,8 @@ export interface NotificationSender {
 export interface ReactorDeps {
   topics: Topics;
   redis: Redis;
+  /** Postgres outside any event's transaction (analytics re-mirrors its figures when Redis connects). */
+  sql?: postgres.Sql;
   nats?: NatsConnection;
   natsPrefix: string;
   senders?: NotificationSender[];

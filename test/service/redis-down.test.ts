@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { tcpProxy } from "../support.ts";
+import { tcpProxy, waitFor } from "../support.ts";
 import { type Service, slotTime, startService } from "./fixtures.ts";
 
 let service: Service;
@@ -54,3 +54,69 @@ test("with Redis down, reads fall back to Postgres and commands still work; the 
   }
   expect(cached?.status).toBe("CANCELLED");
 }, 90_000);
+
+test("a Redis outage longer than a command's retries: the cache ends at Postgres' version without any later event", async () => {
+  const customer = await service.token("customer", `cust-${Bun.randomUUIDv7().slice(-8)}`);
+  const bookingDate = slotTime(24 + Math.floor(Math.random() * 24 * 300));
+  const booked = await service.call("POST", "/api/v1/bookings", {
+    token: customer,
+    body: { vehicleId: "car-r", serviceType: "GENERAL_REPAIR", bookingDate },
+  });
+  expect(booked.status).toBe(201);
+  const bookingId: string = booked.body.bookingId;
+  const redis = service.system.routes.redis;
+  const cachedVersion = async () => {
+    const raw = await redis.get(`booking:${bookingId}`).catch(() => null);
+    return raw ? (JSON.parse(raw) as { status: string; version: number }) : undefined;
+  };
+  await waitFor(async () => (await cachedVersion())?.status === "CONFIRMED", { what: "the booking cached" });
+
+  await proxy.cut();
+  const cancelled = await service.call("POST", `/api/v1/bookings/${bookingId}/cancel`, {
+    token: customer,
+    body: {},
+  });
+  expect(cancelled.status).toBe(200);
+  // A booking counted while Redis is away: its mirror write (after the commit) is lost.
+  const other = await service.call("POST", "/api/v1/bookings", {
+    token: customer,
+    body: {
+      vehicleId: "car-s",
+      serviceType: "GENERAL_REPAIR",
+      bookingDate: slotTime(24 + Math.floor(Math.random() * 24 * 300)),
+    },
+  });
+  expect(other.status).toBe(201);
+  const day = new Date().toISOString().slice(0, 10); // the day the events happened
+  const counted = async () => {
+    const [stat] = await service.system.routes.sql<{ value: string }[]>`
+      select value from daily_stat where day = ${day} and metric = 'bookings'`;
+    return Number(stat?.value);
+  };
+  await waitFor(async () => (await counted()) > 0, { what: "the booking counted in Postgres" });
+  // Long enough for every Redis write of the cancellation (route, cache-sync) to have given up.
+  await waitFor(() => redis.status !== "ready" && redis.status !== "connecting", {
+    what: "ioredis giving up",
+  });
+  await Bun.sleep(6000);
+  await proxy.restore();
+
+  const [row] = await service.system.routes.sql<{ version: string }[]>`
+    select version from actor_state where kind = 'booking' and actor_key = ${bookingId}`;
+  const truth = Number(row?.version);
+  // Nothing else happens to this booking: the cache must catch up by itself.
+  const cached = await waitFor(
+    async () => {
+      const c = await cachedVersion();
+      return c?.version === truth ? c : undefined;
+    },
+    { timeoutMs: 45_000, intervalMs: 250, what: "the cache at Postgres' version" },
+  );
+  expect(cached.status).toBe("CANCELLED");
+  // And the day's figure: re-mirrored from Postgres when Redis connected again.
+  await waitFor(async () => Number(await redis.get(`daily:bookings:${day}`)) === (await counted()), {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+    what: "daily:bookings mirrored at Postgres' value",
+  });
+}, 120_000);
