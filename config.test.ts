@@ -16,7 +16,15 @@ describe("configuration", () => {
       run: { http: true, actors: true, reactors: true },
       namespace: "",
       auth: { jwtSecret: DEV_JWT_SECRET, tokenTtlSeconds: 86_400 },
-      service: { askTimeoutMs: 3000, invoiceDueMs: 86_400_000, paymentAttempts: 3, paymentRetryMs: 1000 },
+      service: {
+        askTimeoutMs: 3000,
+        invoiceDueMs: 86_400_000,
+        paymentAttempts: 3,
+        paymentRetryMs: 1000,
+        answerTimeoutMs: 30_000,
+        checkIntervalMs: 600_000,
+        noShowGraceMs: 86_400_000,
+      },
     });
   });
 

@@ -22,6 +22,9 @@
  * | INVOICE_DUE_MS       | 86400000 (24 h)                                | unpaid invoice reminder after this        |
  * | PAYMENT_ATTEMPTS     | 3                                              | gateway calls per payment (the seed's 3)  |
  * | PAYMENT_RETRY_MS     | 1000                                           | between gateway attempts (the seed's 1 s) |
+ * | ACTOR_ANSWER_TIMEOUT_MS | 30000                                       | a booking/job asks an actor again after   |
+ * | JOB_CHECK_INTERVAL_MS | 600000 (10 min)                               | waiting jobs check with who they wait on  |
+ * | NO_SHOW_GRACE_MS     | 86400000 (24 h)                                | unstarted booking cancelled this long after its time |
  */
 
 export type Env = "development" | "test" | "production";
@@ -41,7 +44,18 @@ export interface Config {
   /** Empty for the real deployment; tests run in a namespace of their own (topics, groups, NATS subjects). */
   namespace: string;
   auth: { jwtSecret: string; tokenTtlSeconds: number };
-  service: { askTimeoutMs: number; invoiceDueMs: number; paymentAttempts: number; paymentRetryMs: number };
+  service: {
+    askTimeoutMs: number;
+    invoiceDueMs: number;
+    paymentAttempts: number;
+    paymentRetryMs: number;
+    /** A booking or job waiting for another actor's answer (a slot's, an invoice's) asks again after this. */
+    answerTimeoutMs: number;
+    /** A waiting booking or job checks with the actor it waits on (saga, repair, invoice) this often. */
+    checkIntervalMs: number;
+    /** A confirmed booking whose repair has not started this long after its time is cancelled (no-show). */
+    noShowGraceMs: number;
+  };
 }
 
 /** The development secret: fine on a laptop, refused when NODE_ENV=production. */
@@ -196,6 +210,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       invoiceDueMs: int("INVOICE_DUE_MS", 86_400_000, 100, 90 * 86_400_000),
       paymentAttempts: int("PAYMENT_ATTEMPTS", 3, 1, 10),
       paymentRetryMs: int("PAYMENT_RETRY_MS", 1000, 0, 60_000),
+      answerTimeoutMs: int("ACTOR_ANSWER_TIMEOUT_MS", 30_000, 100, 3_600_000),
+      checkIntervalMs: int("JOB_CHECK_INTERVAL_MS", 600_000, 100, 86_400_000),
+      noShowGraceMs: int("NO_SHOW_GRACE_MS", 86_400_000, 0, 30 * 86_400_000),
     },
   };
   if (!/^([a-z0-9][a-z0-9-]{0,30})?$/.test(config.namespace)) {

@@ -24,6 +24,9 @@ export interface DomainSettings {
   invoiceDueMs: number;
   paymentAttempts: number;
   paymentRetryMs: number;
+  answerTimeoutMs: number;
+  checkIntervalMs: number;
+  noShowGraceMs: number;
 }
 
 export interface DomainDeps {
@@ -52,7 +55,7 @@ export function createDomain(deps: DomainDeps): Domain {
     refs,
     gateway,
     actors: [
-      bookingActor(refs),
+      bookingActor(refs, deps.settings),
       slotActor(refs),
       repairActor(refs),
       invoiceActor(refs, gateway, deps.settings),

@@ -5,11 +5,16 @@
  * status change is an event on booking-events (so caches and subscribers follow it).
  *
  *   PENDING -> CONFIRMED -> IN_SERVICE -> AWAITING_PAYMENT -> PAID -> CLOSED
- *      |           |__________________________________ CANCELLED (customer, or the saga's compensation)
- *      |__ REJECTED (slot full)
+ *      |           |__________________________________ CANCELLED (customer, no-show, or the saga's compensation)
+ *      |__ REJECTED (slot full, or the slot never answered)
+ *
+ * Nothing waits forever (durable timers): PENDING asks its slot again after `answerTimeoutMs`, and after three
+ * unanswered asks is REJECTED (the place, if the slot took it late, is given back); CONFIRMED, IN_SERVICE and
+ * AWAITING_PAYMENT sync with the job saga every `checkIntervalMs` (it repeats its last instruction, so a lost
+ * one is made good). PAID, CLOSED, CANCELLED and REJECTED are terminal: no timer.
  */
 import { Type } from "@sinclair/typebox";
-import { defineActor, type SendEffect, type TurnResult } from "../../runtime/index.ts";
+import { defineActor, type SendEffect, type TimerEffect, type TurnResult } from "../../runtime/index.ts";
 import { emitted } from "../events.ts";
 import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
@@ -71,7 +76,29 @@ export const bookingMessages = {
   MARK_PAID: Type.Object({ invoiceId: Type.String(), amount: Type.Integer() }),
   ROLLBACK: Type.Object({ reason: Type.String() }),
   CLOSE: Type.Object({}),
+  /** The slot-answer timer firing: the slot has not answered the hold this booking sent. */
+  SLOT_TIMEOUT: Type.Object({
+    slotId: Type.String(),
+    purpose: Purpose,
+    attempt: Type.Integer({ minimum: 1 }),
+  }),
+  /** The sync timer firing: ask the job saga to repeat its last word. */
+  SYNC: Type.Object({}),
 };
+
+export interface BookingSettings {
+  /** How long to wait for the slot's answer before asking again. */
+  answerTimeoutMs: number;
+  /** How often a confirmed booking syncs with its job saga. */
+  checkIntervalMs: number;
+}
+
+/** Unanswered asks of a slot before the booking gives up on it. */
+const SLOT_ASKS = 3;
+const SLOT_ANSWER = "slot-answer";
+const SYNC = "sync";
+/** States in which the booking follows the job saga (and syncs with it). */
+const FOLLOWING_SAGA: BookingStatus[] = ["CONFIRMED", "IN_SERVICE", "AWAITING_PAYMENT"];
 
 export const initialBooking = (bookingId: string): BookingState => ({
   bookingId,
@@ -104,7 +131,7 @@ export function bookingView(state: BookingState): BookingView {
 
 const CANCELLABLE: BookingStatus[] = ["PENDING", "CONFIRMED"];
 
-export function bookingActor(refs: Refs) {
+export function bookingActor(refs: Refs, settings: BookingSettings) {
   const { topics } = refs;
   return defineActor({
     kind: "booking",
@@ -138,6 +165,20 @@ export function bookingActor(refs: Refs) {
         type: "RELEASE",
         payload: { bookingId: ctx.key },
       });
+      const after = (ms: number) => new Date(ctx.now.getTime() + ms);
+      const awaitSlot = (slotId: string, purpose: "create" | "reschedule", attempt = 1): TimerEffect => ({
+        set: SLOT_ANSWER,
+        at: after(settings.answerTimeoutMs),
+        type: "SLOT_TIMEOUT",
+        payload: { slotId, purpose, attempt },
+      });
+      const syncLater: TimerEffect = {
+        set: SYNC,
+        at: after(settings.checkIntervalMs),
+        type: "SYNC",
+        payload: {},
+      };
+      const done: TimerEffect[] = [{ cancel: SLOT_ANSWER }, { cancel: SYNC }];
       switch (message.type) {
         case "CREATE": {
           if (state.status !== "NEW") return { state, reply: accept(bookingView(state)) }; // a copy: same booking
@@ -158,6 +199,7 @@ export function bookingActor(refs: Refs) {
           return {
             state: s.state,
             send: [hold(slotId, "create", message.payload.customerId)],
+            timers: [awaitSlot(slotId, "create")],
           };
         }
         case "SLOT_HELD": {
@@ -190,6 +232,7 @@ export function bookingActor(refs: Refs) {
                   },
                 },
               ],
+              timers: [{ cancel: SLOT_ANSWER }, syncLater],
             };
           }
           if (
@@ -214,6 +257,7 @@ export function bookingActor(refs: Refs) {
                 }),
               ],
               send: [release(state.slotId)],
+              timers: [{ cancel: SLOT_ANSWER }],
             };
           }
           // A hold this booking no longer wants (cancelled meanwhile): give the place back.
@@ -242,6 +286,7 @@ export function bookingActor(refs: Refs) {
                   reason: message.payload.reason,
                 }),
               ],
+              timers: done,
             };
           }
           if (
@@ -249,7 +294,7 @@ export function bookingActor(refs: Refs) {
             state.pendingSlot?.slotId === message.payload.slotId
           ) {
             const s = next({ pendingSlot: null }, refuse("slot_full", message.payload.reason));
-            return s;
+            return { ...s, timers: [{ cancel: SLOT_ANSWER }] };
           }
           return { state, reply: refuse("slot_full", message.payload.reason) };
         }
@@ -285,7 +330,11 @@ export function bookingActor(refs: Refs) {
             };
           }
           const s = next({ pendingSlot: { slotId, bookingDate: message.payload.bookingDate } });
-          return { state: s.state, send: [hold(slotId, "reschedule", state.customerId)] };
+          return {
+            state: s.state,
+            send: [hold(slotId, "reschedule", state.customerId)],
+            timers: [awaitSlot(slotId, "reschedule")],
+          };
         }
         case "CANCEL": {
           if (state.status === "CANCELLED") return { state, reply: accept(bookingView(state)) };
@@ -362,6 +411,7 @@ export function bookingActor(refs: Refs) {
           });
           return {
             ...s,
+            timers: done,
             emit: [
               emitted(topics, "BOOKING_PAID", {
                 bookingId: ctx.key,
@@ -389,6 +439,60 @@ export function bookingActor(refs: Refs) {
             emit: [emitted(topics, "BOOKING_CLOSED", { bookingId: ctx.key, customerId: state.customerId })],
           };
         }
+        case "SLOT_TIMEOUT": {
+          const { slotId, purpose, attempt } = message.payload;
+          const waiting =
+            purpose === "create"
+              ? state.status === "PENDING" && state.slotId === slotId
+              : state.pendingSlot?.slotId === slotId;
+          if (!waiting) return { state }; // answered meanwhile
+          if (attempt < SLOT_ASKS) {
+            // Ask again (a hold is idempotent at the slot): the first one, or its answer, may have been lost.
+            return {
+              state,
+              send: [hold(slotId, purpose, state.customerId)],
+              timers: [awaitSlot(slotId, purpose, attempt + 1)],
+            };
+          }
+          const reason = `slot ${slotId} did not answer ${attempt} requests`;
+          if (purpose === "reschedule") {
+            return { ...next({ pendingSlot: null }), send: [release(slotId)] };
+          }
+          return {
+            ...next({ status: "REJECTED", reason }, refuse("slot_full", reason)),
+            emit: [
+              emitted(topics, "BOOKING_REJECTED", {
+                bookingId: ctx.key,
+                customerId: state.customerId,
+                slotId,
+                reason,
+              }),
+            ],
+            send: [release(slotId)], // had the slot taken the place late, it is given back
+            timers: done,
+          };
+        }
+        case "SYNC": {
+          if (!FOLLOWING_SAGA.includes(state.status)) return { state };
+          return {
+            state,
+            send: [
+              {
+                to: refs.jobSaga(ctx.key),
+                type: "SYNC_BOOKING",
+                payload: {
+                  status: state.status,
+                  customerId: state.customerId,
+                  slotId: state.slotId,
+                  bookingDate: state.bookingDate,
+                  repairId: state.repairId,
+                  invoiceId: state.invoiceId,
+                },
+              },
+            ],
+            timers: [syncLater],
+          };
+        }
       }
 
       function cancelled(reason: string, byCustomer: boolean): TurnResult<BookingState> {
@@ -398,6 +502,7 @@ export function bookingActor(refs: Refs) {
         if (byCustomer) send.push({ to: refs.jobSaga(ctx.key), type: "JOB_CANCELLED", payload: { reason } });
         return {
           ...s,
+          timers: done,
           emit: [
             emitted(topics, "BOOKING_CANCELLED", {
               bookingId: ctx.key,

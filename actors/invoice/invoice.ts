@@ -59,6 +59,8 @@ export const invoiceMessages = {
   }),
   PAY: Type.Object({ cardToken: Type.String(), idempotencyKey: Type.String() }),
   REFUND: Type.Object({ reason: Type.String() }),
+  /** The job saga asking where the payment stands: the outcome is told again (a lost one is made good). */
+  REPORT: Type.Object({}),
 };
 
 export const initialInvoice = (invoiceId: string): InvoiceState => ({
@@ -113,7 +115,24 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
       const ids = { invoiceId: ctx.key, bookingId: state.bookingId, customerId: state.customerId };
       switch (message.type) {
         case "CREATE": {
-          if (state.status !== "NEW") return { state };
+          if (state.status !== "NEW") {
+            // A copy (the saga asks again when no answer came): tell it again that the invoice is open.
+            if (state.bookingId !== message.payload.bookingId) return { state };
+            return {
+              state,
+              send: [
+                {
+                  to: refs.jobSaga(state.bookingId),
+                  type: "INVOICE_OPENED",
+                  payload: {
+                    invoiceId: ctx.key,
+                    amount: state.amount,
+                    dueAt: state.dueAt ?? message.payload.dueAt,
+                  },
+                },
+              ],
+            };
+          }
           const p = message.payload;
           const lines = invoiceLines(p.parts, p.labourMinutes, p.labourCost);
           const amount = lines.reduce((sum, line) => sum + line.amount, 0);
@@ -205,6 +224,33 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
               },
             ],
           };
+        }
+        case "REPORT": {
+          if (state.status === "PAID" && state.chargeId) {
+            return {
+              state,
+              send: [
+                {
+                  to: refs.jobSaga(state.bookingId),
+                  type: "PAYMENT_SETTLED",
+                  payload: { invoiceId: ctx.key, amount: state.amount, chargeId: state.chargeId },
+                },
+              ],
+            };
+          }
+          if (state.status === "FAILED") {
+            return {
+              state,
+              send: [
+                {
+                  to: refs.jobSaga(state.bookingId),
+                  type: "PAYMENT_FAILED",
+                  payload: { invoiceId: ctx.key, reason: state.failureReason ?? "payment failed" },
+                },
+              ],
+            };
+          }
+          return { state }; // still open (nothing to tell), or already settled by compensation
         }
         case "REFUND": {
           const reason = message.payload.reason;

@@ -908,7 +908,9 @@ describe("Redis down", () => {
       const before = await dailyValue(day, "bookings");
       const started = Date.now();
       await handleInTransaction(analyticsReactor(deps).handle, created);
-      const waited = await handleInTransaction(cacheSyncReactor(deps).handle, created).catch((e: unknown) => e);
+      const waited = await handleInTransaction(cacheSyncReactor(deps).handle, created).catch(
+        (e: unknown) => e,
+      );
       expect(Date.now() - started).toBeLessThan(5000);
       expect(await dailyValue(day, "bookings")).toBe(before + 1);
       // Not the event's fault: the runtime neither dead-letters it nor moves past it (isUnavailable).

@@ -51,6 +51,8 @@ export const repairMessages = {
     labourMinutes: Type.Integer({ minimum: 0 }),
     technicianId: Type.String(),
   }),
+  /** The job saga asking where the repair stands: a completed one tells it again (a lost REPAIR_DONE is made good). */
+  REPORT: Type.Object({}),
 };
 
 export const initialRepair = (repairId: string): RepairState => ({
@@ -140,6 +142,27 @@ export function repairActor(refs: Refs) {
                 status: p.status,
                 progress: p.progress,
               }),
+            ],
+          };
+        }
+        case "REPORT": {
+          if (state.status !== "COMPLETED") return { state }; // in the technician's hands: nothing to tell yet
+          return {
+            state,
+            send: [
+              {
+                to: refs.jobSaga(state.bookingId),
+                type: "REPAIR_DONE",
+                payload: {
+                  repairId: ctx.key,
+                  bookingId: state.bookingId,
+                  customerId: state.customerId,
+                  parts: state.parts,
+                  labourMinutes: state.labourMinutes,
+                  labourCost: state.labourCost,
+                  partsCost: state.partsCost,
+                },
+              },
             ],
           };
         }
