@@ -95,10 +95,12 @@ export function createSystem(config: Config, log: Logger): System {
         reactors: config.run.reactors ? domain.reactors : [],
       });
       await host.start();
+      if (config.run.reactors) for (const job of domain.jobs) job.start();
       return host;
     },
     async close() {
       await host?.stop();
+      await Promise.all((config.run.reactors ? domain?.jobs : [])?.map((job) => job.stop()) ?? []);
       await client.close();
       await Promise.allSettled([database.close(), redis.quit(), nats.close()]);
     },

@@ -10,11 +10,13 @@ import type {
   ReactorDefinition,
   Redis,
 } from "../runtime/index.ts";
+import { createLogger } from "../runtime/index.ts";
 import { bookingActor } from "./booking/booking.ts";
 import { topicsIn } from "./events.ts";
 import { invoiceActor } from "./invoice/invoice.ts";
 import { type PaymentGateway, simulatedGateway } from "./invoice/payment-gateway.ts";
 import { jobSagaActor } from "./job-saga/job-saga.ts";
+import { dailyStatFolder } from "./reactors/analytics.ts";
 import { createReactors, type NotificationSender } from "./reactors/index.ts";
 import { type Refs, refsIn } from "./refs.ts";
 import { repairActor } from "./repair/repair.ts";
@@ -46,6 +48,8 @@ export interface Domain {
   actors: AnyActorDefinition[];
   reactors: ReactorDefinition[];
   gateway: PaymentGateway;
+  /** Background work of a process that runs the reactors (folding the daily figures into their totals). */
+  jobs: { start(): void; stop(): Promise<void> }[];
 }
 
 export function createDomain(deps: DomainDeps): Domain {
@@ -61,10 +65,16 @@ export function createDomain(deps: DomainDeps): Domain {
       invoiceActor(refs, gateway, deps.settings),
       jobSagaActor(refs, deps.settings),
     ],
+    jobs: [
+      dailyStatFolder({
+        sql: deps.sql,
+        redis: deps.redis,
+        log: deps.log ?? createLogger("info", "pitstop-reactors"),
+      }),
+    ],
     reactors: createReactors({
       topics: refs.topics,
       redis: deps.redis,
-      sql: deps.sql,
       nats: deps.nats,
       natsPrefix: natsPrefixOf(deps.namespace),
       senders: deps.senders,

@@ -246,6 +246,22 @@ export const dailyStat = pgTable(
   (t) => [primaryKey({ columns: [t.day, t.metric] })],
 );
 
+/**
+ * Daily figures not yet folded into `daily_stat`: the analytics reactor inserts one row per event and metric
+ * (insert-only: no hot row on the event's path); a folder moves them into the totals. A day's figure is the
+ * total plus its pending deltas.
+ */
+export const dailyStatDelta = pgTable(
+  "daily_stat_delta",
+  {
+    eventId: uuid("event_id").notNull(),
+    day: text("day").notNull(),
+    metric: text("metric").notNull(),
+    value: bigint("value", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.eventId, t.metric] }), index("daily_stat_delta_day_idx").on(t.day)],
+);
+
 /** The simulated payment gateway's own ledger: what it charged, by idempotency key. */
 export const gatewayCharge = pgTable(
   "gateway_charge",

@@ -95,7 +95,10 @@ export class GroupConsumer {
       groupId: this.options.groupId,
       sessionTimeout: this.options.sessionTimeoutMs,
       heartbeatInterval: this.options.heartbeatIntervalMs,
-      rebalanceTimeout: Math.max(this.options.sessionTimeoutMs, this.options.drainTimeoutMs * 2),
+      // How long a rebalance waits for members to rejoin. A member rejoins as soon as its next batch is
+      // dispatched (turns drain after the join, not before), so a session timeout is plenty; longer only keeps a
+      // dead member's partitions unserved: a host restarted after a SIGKILL waited 20 s with twice the drain.
+      rebalanceTimeout: this.options.sessionTimeoutMs,
       maxWaitTimeInMs: 100,
       // Every crash comes to our restart(), which also drops the partitions' workers and actors: kafkajs
       // restarting itself would leave them behind.
@@ -202,7 +205,7 @@ export class GroupConsumer {
         // kafkajs keeps a partition paused across rebalances: a pause left by a previous worker of this
         // partition (backpressure, a fence) would stall the new one forever.
         this.onConsumer("resume", (c) => c.resume([{ topic, partitions: [partition] }]));
-        this.options.log.debug({ ...lease, start: start.toString() }, "partition taken");
+        this.options.log.debug({ ...lease, start: start.toString(), generation }, "partition taken");
         this.options.taken?.(lease);
         return owned;
       })().finally(() => this.opening.delete(id));
@@ -266,7 +269,7 @@ export class GroupConsumer {
     clearTimeout(this.fencedUntilRejoin.get(id));
     this.fencedUntilRejoin.set(id, setTimeout(retake, this.options.sessionTimeoutMs));
     this.options.log.warn(
-      { topic, partition, epoch: lease.epoch, generation: taken },
+      { groupId: this.options.groupId, topic, partition, epoch: lease.epoch, generation: taken },
       "partition fenced; paused until the group says who owns it",
     );
   }

@@ -1,5 +1,5 @@
 /** Helpers for integration tests: the test configuration, unique names, bounded waits, a closed port. */
-import { connect, createServer, type Socket } from "node:net";
+import { createServer } from "node:net";
 import { type Config, loadConfig } from "../config.ts";
 import { createLogger } from "../runtime/index.ts";
 import { createKafka } from "../topics/index.ts";
@@ -48,53 +48,4 @@ export async function closedPort(): Promise<number> {
   });
 }
 
-/**
- * A TCP proxy on a loopback port to `target`: `cut()` drops every connection through it and stops listening
- * (connections are refused, as from a server that is down) without stopping the real server other tests use;
- * `restore()` listens on the same port again.
- */
-export async function tcpProxy(target: { host: string; port: number }) {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => {});
-      s.on("close", () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const listen = (port: number) =>
-    new Promise<number>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => {
-        server.off("error", reject);
-        const address = server.address();
-        resolve(typeof address === "object" && address ? address.port : 0);
-      });
-    });
-  const port = await listen(0);
-  let listening = true;
-  return {
-    port,
-    async cut() {
-      listening = false;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
-    async restore() {
-      await listen(port);
-      listening = true;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      if (listening) await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+export { tcpProxy } from "../faults/tcp-proxy.ts";

@@ -1,25 +1,21 @@
 /**
- * The analytics reactor: the dashboard's daily figures. Postgres `daily_stat` is the truth, incremented in the
- * reactor's transaction (so once per event); Redis mirrors it for the dashboard, after the commit, with the value
- * Postgres returned, kept only if higher than what Redis has, never an INCR: a retried turn writes the same value,
- * a late one a lower value that is ignored, and Redis converges. A mirror write lost while Redis was away is made
- * good when it connects again: the recent days are re-mirrored from Postgres.
+ * The analytics reactor: the dashboard's daily figures, counted once per event without a hot row on the event's
+ * path. Each event inserts its increments into `daily_stat_delta` (keyed by event and metric: insert-only, so
+ * batches of any number of hosts never wait for or deadlock on each other, and a frozen host holds nobody up);
+ * a folder (`dailyStatFolder`, run by every process that runs reactors) moves deltas into `daily_stat` every
+ * half second, in one statement ordered by day and metric (folders on several hosts take disjoint deltas and
+ * wait, never deadlock, on the totals), then mirrors the new totals to Redis, kept only if higher than what Redis
+ * has (counts only grow, so Redis converges). A day's figure is `daily_stat` plus its pending deltas
+ * (`dailyFigures`). A mirror lost while Redis was away is made good when it connects: the recent days are
+ * re-mirrored from Postgres.
  *
  * Days are the UTC day the event happened (event-day.ts), so a late event counts on its own day.
  */
-import { sql } from "drizzle-orm";
 import type postgres from "postgres";
-import { schema } from "../../db/index.ts";
-import {
-  defineReactor,
-  type Logger,
-  type ReactorContext,
-  type ReactorDefinition,
-  type Redis,
-} from "../../runtime/index.ts";
+import { defineReactor, type Logger, type ReactorDefinition, type Redis } from "../../runtime/index.ts";
 import { eventDay } from "./event-day.ts";
 import { type KnownEvent, knownEvent } from "./known-event.ts";
-import { type ReactorDeps, reactorLog } from "./reactor-deps.ts";
+import type { ReactorDeps } from "./reactor-deps.ts";
 import { bestEffort } from "./redis-write.ts";
 
 /** One figure an event moves. */
@@ -64,20 +60,6 @@ export function mirrorOf(metric: string, day: string): { key: string; field?: st
   return channel ? { key: `daily:notifications:${day}`, field: channel } : undefined;
 }
 
-/** Adds `by` to the day's metric; resolves to the new value. */
-async function increment(tx: ReactorContext["tx"], day: string, metric: string, by: number): Promise<number> {
-  const { dailyStat } = schema;
-  const [row] = await tx
-    .insert(dailyStat)
-    .values({ day, metric, value: by })
-    .onConflictDoUpdate({
-      target: [dailyStat.day, dailyStat.metric],
-      set: { value: sql`${dailyStat.value} + excluded.value` },
-    })
-    .returning({ value: dailyStat.value });
-  return Number(row?.value);
-}
-
 /** Mirrors one figure unless Redis already holds a higher one (counts only grow). */
 function writeIfHigher(redis: Redis, m: { key: string; field?: string; value: number }) {
   return m.field
@@ -85,40 +67,97 @@ function writeIfHigher(redis: Redis, m: { key: string; field?: string; value: nu
     : redis.eval(SET_IF_HIGHER, 1, m.key, m.value);
 }
 
+/**
+ * A day's figures: the folded totals plus the deltas not folded yet.
+ *
+ * @example
+ * const today = await dailyFigures(sql, "2026-12-01"); // { bookings: 12, revenue: 154000, ... }
+ */
+export async function dailyFigures(sql: postgres.Sql, day: string): Promise<Record<string, number>> {
+  const rows = await sql<{ metric: string; value: string }[]>`
+    select metric, sum(value)::bigint as value from (
+      select metric, value from daily_stat where day = ${day}
+      union all select metric, value from daily_stat_delta where day = ${day}
+    ) as f group by metric order by metric`;
+  return Object.fromEntries(rows.map((r) => [r.metric, Number(r.value)]));
+}
+
+/** Moves up to `limit` deltas into the totals; returns the totals it changed (to mirror). */
+export async function foldDailyStats(sql: postgres.Sql, limit = 5000) {
+  return sql<{ day: string; metric: string; value: string }[]>`
+    with moved as (
+      delete from daily_stat_delta where (event_id, metric) in (
+        select event_id, metric from daily_stat_delta limit ${limit} for update skip locked)
+      returning day, metric, value)
+    insert into daily_stat as d (day, metric, value)
+    select day, metric, sum(value) from moved group by day, metric order by day, metric
+    on conflict (day, metric) do update set value = d.value + excluded.value
+    returning day, metric, value`;
+}
+
 /** Days a Redis (re)connection re-mirrors: a mirror lost to an outage is that old at most, for an open dashboard. */
 const REMIRROR_DAYS = 8;
 
 /**
- * Copies the recent days' figures from Postgres to Redis, higher values winning: run whenever Redis connects, so
- * a mirror write lost while it was away (best effort, after the commit) is made good without waiting for the
- * figure's next event — a day that is over gets none.
+ * Folds deltas into the totals and mirrors them to Redis, every `intervalMs`; and, whenever Redis connects,
+ * re-mirrors the recent days' totals (a mirror write lost while it was away, best effort, is made good without
+ * waiting for the figure's next change — a day that is over gets none).
  */
-async function remirror(sql: postgres.Sql, redis: Redis, log: Logger, now = new Date()): Promise<void> {
-  const since = new Date(now.getTime() - REMIRROR_DAYS * 86_400_000).toISOString().slice(0, 10);
-  const rows = await sql<{ day: string; metric: string; value: string }[]>`
-    select day, metric, value from daily_stat where day >= ${since}`;
-  for (const row of rows) {
-    const mirror = mirrorOf(row.metric, row.day);
-    if (mirror)
-      await bestEffort(log, mirror, () => writeIfHigher(redis, { ...mirror, value: Number(row.value) }));
-  }
+export function dailyStatFolder(deps: { sql: postgres.Sql; redis: Redis; log: Logger; intervalMs?: number }) {
+  const log = deps.log.child({ reactor: "analytics" });
+  const mirror = async (rows: { day: string; metric: string; value: string }[]) => {
+    for (const row of rows) {
+      const m = mirrorOf(row.metric, row.day);
+      if (m) await bestEffort(log, m, () => writeIfHigher(deps.redis, { ...m, value: Number(row.value) }));
+    }
+  };
+  let timer: Timer | undefined;
+  let running: Promise<void> | undefined;
+  let remirrorWanted = false;
+  const pass = async () => {
+    if (remirrorWanted) {
+      remirrorWanted = false;
+      const since = new Date(Date.now() - REMIRROR_DAYS * 86_400_000).toISOString().slice(0, 10);
+      await mirror(await deps.sql`select day, metric, value from daily_stat where day >= ${since}`);
+    }
+    for (let moved = 1; moved > 0; ) {
+      const rows = await foldDailyStats(deps.sql);
+      moved = rows.length;
+      await mirror(rows);
+    }
+  };
+  const run = () => {
+    running ??= pass()
+      .catch((err: unknown) => log.warn({ err }, "folding the daily figures failed; next pass retries"))
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+  // Redis (re)connected: the next pass re-mirrors the recent days first (one may be running: it is not skipped).
+  const onReady = () => {
+    remirrorWanted = true;
+  };
+  return {
+    start() {
+      deps.redis.on("ready", onReady);
+      timer ??= setInterval(run, deps.intervalMs ?? 500);
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      deps.redis.off("ready", onReady);
+      await running;
+    },
+    /** One pass now (tests). */
+    foldNow: async () => {
+      await running; // a pass under way may have started before the caller's deltas committed
+      await run();
+    },
+  };
 }
 
 export function analyticsReactor(deps: ReactorDeps): ReactorDefinition {
-  const log = reactorLog(deps, "analytics");
-  const { sql: pool } = deps;
-  if (pool) {
-    let remirroring = false; // one pass at a time
-    deps.redis.on("ready", () => {
-      if (remirroring) return;
-      remirroring = true;
-      remirror(pool, deps.redis, log)
-        .catch((err: unknown) => log.warn({ err }, "re-mirroring the daily figures failed"))
-        .finally(() => {
-          remirroring = false;
-        });
-    });
-  }
   return defineReactor({
     name: "analytics",
     topics: [
@@ -126,29 +165,17 @@ export function analyticsReactor(deps: ReactorDeps): ReactorDefinition {
       deps.topics.event("payment-events"),
       deps.topics.event("notification-events"),
     ],
-    async handle(envelope, { tx, sql: raw }) {
+    async handle(envelope, { sql }) {
       const event = knownEvent(envelope);
       if (!event) return;
       const figures = figuresOf(event);
       if (figures.length === 0) return;
       const day = eventDay(envelope);
-      // Every event of a day moves the same few rows, from batches of several hosts, each batch in its own
-      // order: two batches locking "bookings" and "cancellations" in opposite orders deadlock (40P01, seen with
-      // two hosts). One lock per day, taken first and held to the batch's commit, orders them all.
-      await raw`select pg_advisory_xact_lock(hashtextextended(${`pitstop.daily_stat.${day}`}, 0))`;
-      const mirrors: { key: string; field?: string; value: number }[] = [];
-      for (const { metric, by } of figures) {
-        const value = await increment(tx, day, metric, by);
-        const mirror = mirrorOf(metric, day);
-        if (mirror) mirrors.push({ ...mirror, value });
-      }
-      return {
-        // After the commit, so the day's row is not held locked across a Redis round trip (every booking
-        // updates it). Counts only grow, so "the higher value wins" keeps Redis converging to Postgres.
-        afterCommit: async () => {
-          for (const m of mirrors) await bestEffort(log, m, () => writeIfHigher(deps.redis, m));
-        },
-      };
+      await sql`
+        insert into daily_stat_delta (event_id, day, metric, value)
+        select ${envelope.eventId}::uuid, ${day}, m, v::bigint
+        from unnest(${figures.map((f) => f.metric)}::text[], ${figures.map((f) => String(f.by))}::text[]) as t(m, v)
+        on conflict do nothing`;
     },
   });
 }

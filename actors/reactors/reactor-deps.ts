@@ -1,5 +1,4 @@
 /** What the car service's reactors are built from: topic names, connections, notification senders, a logger. */
-import type postgres from "postgres";
 import { createLogger, type Logger, type NatsConnection, type Redis } from "../../runtime/index.ts";
 import type { EventPayload, Topics } from "../events.ts";
 
@@ -14,8 +13,6 @@ export interface NotificationSender {
 export interface ReactorDeps {
   topics: Topics;
   redis: Redis;
-  /** Postgres outside any event's transaction (analytics re-mirrors its figures when Redis connects). */
-  sql?: postgres.Sql;
   nats?: NatsConnection;
   natsPrefix: string;
   senders?: NotificationSender[];

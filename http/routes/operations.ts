@@ -1,6 +1,8 @@
 /** For staff: the day's figures (analytics), parts stock, and dead letters (list, replay) for operators. */
+
 import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
+import { dailyFigures } from "../../actors/reactors/analytics.ts";
 import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
 import { authentication, requireRole } from "../auth.ts";
 import type { RouteDeps } from "../deps.ts";
@@ -19,14 +21,13 @@ export function operationRoutes(deps: RouteDeps) {
         const day = query.date ?? new Date().toISOString().slice(0, 10);
         if (!DAY.test(day) || Number.isNaN(Date.parse(day)))
           throw unprocessable("date must be YYYY-MM-DD", "date");
-        const rows = await deps.sql<{ metric: string; value: string }[]>`
-          select metric, value from daily_stat where day = ${day} order by metric`;
+        const metrics = await dailyFigures(deps.sql, day);
         const live = await deps.redis
           .mget(`daily:bookings:${day}`, `daily:revenue:${day}`)
           .catch(() => [null, null] as (string | null)[]);
         return {
           date: day,
-          metrics: Object.fromEntries(rows.map((r) => [r.metric, Number(r.value)])),
+          metrics,
           redis: {
             bookings: live[0] === null ? null : Number(live[0]),
             revenue: live[1] === null ? null : Number(live[1]),

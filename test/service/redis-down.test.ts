@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { dailyFigures } from "../../actors/reactors/analytics.ts";
 import { tcpProxy, waitFor } from "../support.ts";
 import { type Service, slotTime, startService } from "./fixtures.ts";
 
@@ -89,9 +90,7 @@ test("a Redis outage longer than a command's retries: the cache ends at Postgres
   expect(other.status).toBe(201);
   const day = new Date().toISOString().slice(0, 10); // the day the events happened
   const counted = async () => {
-    const [stat] = await service.system.routes.sql<{ value: string }[]>`
-      select value from daily_stat where day = ${day} and metric = 'bookings'`;
-    return Number(stat?.value);
+    return (await dailyFigures(service.system.routes.sql, day)).bookings ?? 0;
   };
   await waitFor(async () => (await counted()) > 0, { what: "the booking counted in Postgres" });
   // Long enough for every Redis write of the cancellation (route, cache-sync) to have given up.

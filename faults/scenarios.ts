@@ -1,0 +1,219 @@
+/**
+ * The fault schedules. Each injects its fault into the running system, heals it, and says when (the windows the
+ * report measures throughput and recovery in). Durations are the short form's, or the long form's (`--long`).
+ */
+import postgres from "postgres";
+import { clusterLayout, killNode, restartNode } from "../infra/kafka-cluster.ts";
+import { createKafka, topicIn } from "../topics/index.ts";
+import type { Proc, SystemUnderTest } from "./system.ts";
+
+export interface FaultContext {
+  sut: SystemUnderTest;
+  long: boolean;
+  log(line: string): void;
+  /** Marks a fault window: from now until the returned function is called (the heal). */
+  fault(name: string): () => void;
+  /** Sends one poison record straight to a mailbox topic (bad JSON, unknown type, payload off-schema). */
+  poison(): Promise<void>;
+  /** Records how long a host's partitions took to be served by others after it went away. */
+  takeover(ms: number): void;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  hosts: number;
+  clusterSize: 1 | 3;
+  /** Share of booking chains sent with text Postgres cannot store. */
+  poisonRate?: (long: boolean) => number;
+  inject(ctx: FaultContext): Promise<void>;
+}
+
+const minutes = (long: boolean, short: number) => (long ? 10 * 60_000 : short);
+
+export const scenarios: Scenario[] = [
+  {
+    name: "kill",
+    description: "SIGKILL a random actor/reactor host every 10 s, restart it 2 s later; 3 hosts, steady load",
+    hosts: 3,
+    clusterSize: 1,
+    async inject(ctx) {
+      const until = Date.now() + minutes(ctx.long, 30_000);
+      while (Date.now() < until) {
+        const live = ctx.sut.liveHosts();
+        const victim = live[Math.floor(Math.random() * live.length)] as Proc;
+        const index = ctx.sut.hosts.indexOf(victim);
+        const heal = ctx.fault(`SIGKILL ${victim.name}`);
+        ctx.sut.kill(victim, "SIGKILL");
+        const killedAt = Date.now();
+        void measureTakeover(ctx, victim, killedAt);
+        await Bun.sleep(2000);
+        const restarted = await ctx.sut.startHost(index);
+        ctx.log(
+          `${victim.name} restarted, serving in ${(restarted.servingAt ?? 0) - restarted.startedAt} ms`,
+        );
+        heal();
+        await Bun.sleep(Math.max(0, 10_000 - (Date.now() - killedAt)));
+      }
+    },
+  },
+  {
+    name: "freeze",
+    description: "SIGSTOP a host past its session timeout (10 s) for 15 s, then SIGCONT; 3 hosts",
+    hosts: 3,
+    clusterSize: 1,
+    async inject(ctx) {
+      const until = Date.now() + minutes(ctx.long, 1);
+      do {
+        const live = ctx.sut.liveHosts();
+        const victim = live[Math.floor(Math.random() * live.length)] as Proc;
+        const heal = ctx.fault(`SIGSTOP ${victim.name}`);
+        ctx.sut.kill(victim, "SIGSTOP");
+        void measureTakeover(ctx, victim, Date.now());
+        await Bun.sleep(15_000);
+        ctx.sut.kill(victim, "SIGCONT");
+        heal();
+        if (ctx.long) await Bun.sleep(45_000);
+      } while (Date.now() < until);
+    },
+  },
+  {
+    name: "deps",
+    description:
+      "Postgres, then Redis, then NATS cut for 30 s each (10 s in the short form) through TCP proxies",
+    hosts: 2,
+    clusterSize: 1,
+    async inject(ctx) {
+      const cutFor = ctx.long ? 30_000 : 10_000;
+      const rounds = ctx.long ? 5 : 1;
+      for (let round = 0; round < rounds; round++) {
+        for (const dependency of ["postgres", "redis", "nats"] as const) {
+          const proxy = ctx.sut.proxies[dependency];
+          const heal = ctx.fault(`${dependency} cut`);
+          await proxy.cut();
+          await Bun.sleep(cutFor);
+          await proxy.restore();
+          heal();
+          await Bun.sleep(ctx.long ? 30_000 : 8000);
+        }
+      }
+    },
+  },
+  {
+    name: "brokers",
+    description:
+      "3 brokers: kill the leader of a busy partition and restart it, 3 times; then 2 of 3 down for 30 s (15 s short)",
+    hosts: 2,
+    clusterSize: 3,
+    async inject(ctx) {
+      const kafka = createKafka({ brokers: ctx.sut.brokers, clientId: "faults-brokers" });
+      const admin = kafka.admin();
+      await admin.connect();
+      const rounds = ctx.long ? 3 : 1;
+      try {
+        for (let round = 0; round < rounds; round++) {
+          for (let i = 0; i < 3; i++) {
+            const topic = topicIn(ctx.sut.namespace, "booking-mailbox");
+            const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+            const leader = meta.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? 1;
+            const heal = ctx.fault(`broker ${leader} killed`);
+            await killNode(3, leader);
+            await Bun.sleep(ctx.long ? 30_000 : 8000);
+            restartNode(3, leader);
+            await waitInSync(admin, topic);
+            heal();
+            await Bun.sleep(5000);
+          }
+          const down = clusterLayout(3)
+            .nodes.slice(1)
+            .map((n) => n.id);
+          const heal = ctx.fault(`brokers ${down.join(",")} down`);
+          for (const id of down) await killNode(3, id);
+          await Bun.sleep(ctx.long ? 30_000 : 15_000);
+          for (const id of down) restartNode(3, id);
+          await waitInSync(admin, topicIn(ctx.sut.namespace, "booking-mailbox"));
+          heal();
+          if (ctx.long) await Bun.sleep(60_000);
+        }
+      } finally {
+        await admin.disconnect();
+      }
+    },
+  },
+  {
+    name: "poison",
+    description:
+      "poison mixed into the load: bad Unicode in bookings (1%; 5% short) and bad records on mailboxes",
+    hosts: 2,
+    clusterSize: 1,
+    poisonRate: (long) => (long ? 0.01 : 0.05),
+    async inject(ctx) {
+      const until = Date.now() + minutes(ctx.long, 30_000);
+      const heal = ctx.fault("poison");
+      while (Date.now() < until) {
+        await ctx.poison();
+        await Bun.sleep(ctx.long ? 6000 : 3000);
+      }
+      heal();
+    },
+  },
+  {
+    name: "scale",
+    description: "hosts 1 -> 3 -> 1 under load (joins, then SIGTERM leaves)",
+    hosts: 1,
+    clusterSize: 1,
+    async inject(ctx) {
+      const rounds = ctx.long ? 5 : 1;
+      for (let round = 0; round < rounds; round++) {
+        const heal = ctx.fault("scale out and in");
+        await Promise.all([ctx.sut.startHost(1), ctx.sut.startHost(2)]);
+        ctx.log("3 hosts serving");
+        await Bun.sleep(ctx.long ? 60_000 : 15_000);
+        for (const i of [1, 2]) {
+          const host = ctx.sut.hosts[i] as Proc;
+          ctx.sut.kill(host, "SIGTERM");
+          await host.child.exited;
+        }
+        ctx.log("back to 1 host");
+        heal();
+        await Bun.sleep(ctx.long ? 60_000 : 10_000);
+      }
+    },
+  },
+];
+
+/** Until every partition lease the lost host held when it went away has been taken by someone (a newer epoch). */
+async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): Promise<void> {
+  const sql = postgres(ctx.sut.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const held = await sql<{ group_id: string; topic: string; partition: number; epoch: string }[]>`
+      select group_id, topic, partition, epoch from partition_owner where owner like ${`%:${victim.child.pid}:%`}`;
+    for (let i = 0; i < 600 && held.length > 0; i++) {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from partition_owner o
+        join unnest(${held.map((h) => h.group_id)}::text[], ${held.map((h) => h.topic)}::text[],
+          ${held.map((h) => h.partition)}::int[], ${held.map((h) => h.epoch)}::bigint[]) as h(g, t, p, e)
+          on o.group_id = h.g and o.topic = h.t and o.partition = h.p
+        where o.epoch = h.e`;
+      if (row?.n === 0) {
+        ctx.takeover(Date.now() - since);
+        return;
+      }
+      await Bun.sleep(200);
+    }
+  } catch {
+    // the run ended first
+  } finally {
+    await sql.end();
+  }
+}
+
+async function waitInSync(admin: ReturnType<ReturnType<typeof createKafka>["admin"]>, topic: string) {
+  for (let i = 0; i < 240; i++) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+      if ((meta.topics[0]?.partitions ?? []).every((p) => p.isr.length === 3)) return;
+    } catch {}
+    await Bun.sleep(500);
+  }
+}
