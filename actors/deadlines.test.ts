@@ -84,6 +84,19 @@ describe("a booking waiting for its slot", () => {
     expect(timerNames(given)).toEqual(["cancel slot-answer", "cancel sync"]);
   });
 
+  test("a late copy of the slot's answer (it was asked again) keeps the place however far the booking has come; a cancelled booking gives it back", () => {
+    const held = bookingTurn(pending.state, "SLOT_HELD", { slotId, purpose: "create" }).state;
+    for (const status of ["CONFIRMED", "IN_SERVICE", "AWAITING_PAYMENT", "PAID", "CLOSED"] as const) {
+      const copy = bookingTurn({ ...held, status }, "SLOT_HELD", { slotId, purpose: "create" });
+      expect(sends(copy)).toEqual([]);
+      expect(copy.state.status).toBe(status);
+    }
+    const cancelled = bookingTurn(held, "CANCEL", { reason: "x" }).state;
+    expect(sends(bookingTurn(cancelled, "SLOT_HELD", { slotId, purpose: "create" }))).toEqual([
+      `slot/${slotId} RELEASE`,
+    ]);
+  });
+
   test("an answer cancels the deadline; confirmed, the booking starts syncing with its job", () => {
     const held = bookingTurn(pending.state, "SLOT_HELD", { slotId, purpose: "create" });
     expect(held.state.status).toBe("CONFIRMED");

@@ -109,18 +109,21 @@ export class Load {
     const hours = this.options.hours ?? 400;
     const at = new Date(this.base + Math.floor(Math.random() * hours) * 3_600_000);
     at.setUTCMinutes(0, 0, 0);
-    const poison = Math.random() < (this.options.poisonRate ?? 0);
-    const notes = poison ? (Math.random() < 0.5 ? "a\u0000b" : "x\ud800y") : "fault run";
-    const book = await this.idempotent("POST", "/api/v1/bookings", customer, {
+    const booking = {
       vehicleId: `car-${chain.customer}`,
       serviceType: SERVICE_TYPES[Math.floor(Math.random() * SERVICE_TYPES.length)],
       bookingDate: at.toISOString(),
-      notes,
-    });
-    if (poison) {
-      chain.poison = { notes, status: book.status };
+      notes: "fault run",
+    };
+    if (Math.random() < (this.options.poisonRate ?? 0)) {
+      // Poison is bad input: whatever the system answers is its answer (sent once, not retried).
+      const notes = Math.random() < 0.5 ? "a\u0000b" : "x\ud800y";
+      chain.poison = { notes, status: -1 };
+      const answer = await this.call("POST", "/api/v1/bookings", customer, { ...booking, notes });
+      chain.poison.status = answer.status;
       return;
     }
+    const book = await this.idempotent("POST", "/api/v1/bookings", customer, booking);
     if (book.status === 409) {
       chain.rejected = true;
       return;

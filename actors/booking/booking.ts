@@ -97,6 +97,15 @@ export interface BookingSettings {
 const SLOT_ASKS = 3;
 const SLOT_ANSWER = "slot-answer";
 const SYNC = "sync";
+/** States in which the booking keeps the place its slot gave it. */
+const HOLDS_ITS_SLOT: BookingStatus[] = [
+  "PENDING",
+  "CONFIRMED",
+  "IN_SERVICE",
+  "AWAITING_PAYMENT",
+  "PAID",
+  "CLOSED",
+];
 /** States in which the booking follows the job saga (and syncs with it). */
 const FOLLOWING_SAGA: BookingStatus[] = ["CONFIRMED", "IN_SERVICE", "AWAITING_PAYMENT"];
 
@@ -260,8 +269,10 @@ export function bookingActor(refs: Refs, settings: BookingSettings) {
               timers: [{ cancel: SLOT_ANSWER }],
             };
           }
-          // A hold this booking no longer wants (cancelled meanwhile): give the place back.
-          if (message.payload.slotId !== state.slotId || !["PENDING", "CONFIRMED"].includes(state.status)) {
+          // A hold this booking no longer wants (cancelled or rejected meanwhile, or a slot it moved away from):
+          // give the place back. A copy of the answer for the slot it holds (it asked again, or the answer came
+          // twice) changes nothing, however far the booking has come since: its place stays taken.
+          if (message.payload.slotId !== state.slotId || !HOLDS_ITS_SLOT.includes(state.status)) {
             return {
               state,
               send: [release(message.payload.slotId)],
