@@ -43,7 +43,10 @@ export interface RunReport {
   healToCaughtUpMs: number | null;
   /** From the load's stop until every group's lag was zero and nothing was in flight. */
   quiesceMs: number;
+  /** From a host's loss until live hosts served all its partitions. */
   takeoverMs: number[];
+  /** The same, where another host was lost before it completed (what moved to that one waited for it too). */
+  overlappedTakeoverMs: { ms: number; otherHostsLost: number }[];
   restartServeMs: number[];
   poisonRecords: number;
   verification: Verification;
@@ -97,6 +100,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   const poisonSent: PoisonSent[] = [];
   const faults: RunReport["faults"] = [];
   const takeoverMs: number[] = [];
+  const overlappedTakeoverMs: { ms: number; otherHostsLost: number }[] = [];
   let report: RunReport | undefined;
   try {
     load.start();
@@ -115,9 +119,11 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
           log(`healed: ${name}`);
         };
       },
-      takeover(ms) {
-        takeoverMs.push(ms);
-        log(`partitions of the lost host taken over in ${ms} ms`);
+      takeover(ms, overlapped) {
+        (overlapped ? overlappedTakeoverMs : takeoverMs).push(ms);
+        log(
+          `partitions of the lost host served again in ${ms} ms${overlapped ? " (another host was lost meanwhile)" : ""}`,
+        );
       },
       async poison() {
         const kinds = ["booking", "slot", "repair", "invoice", "job-saga"];
@@ -238,6 +244,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       healToCaughtUpMs,
       quiesceMs,
       takeoverMs,
+      overlappedTakeoverMs,
       restartServeMs,
       poisonRecords: poisonSent.length,
       verification,
@@ -294,7 +301,7 @@ export function formatReport(r: RunReport): string {
     `- dead letters: ${v.deadLetters.found} for ${v.deadLetters.expected} poison injected (${r.poisonRecords} records on mailboxes, ${r.chains.poison} bookings)${v.deadLetters.unexpected.length ? `: ${v.deadLetters.unexpected.join("; ")}` : ""}`,
     `- stale cache reads after quiesce: ${v.staleCacheReads.count}${list(v.staleCacheReads.examples)}`,
     `- heal to caught up (every record on Kafka at the heal handled and committed by every group, load on): ${r.healToCaughtUpMs === null ? "not in time" : `${r.healToCaughtUpMs} ms`}; zero lag with nothing in flight (outbox empty, no due timer) ${r.quiesceMs} ms after the load stopped`,
-    `- takeover of a lost host's partitions: ${r.takeoverMs.length ? r.takeoverMs.map((ms) => `${ms} ms`).join(", ") : "n/a"}; restarted hosts serving in: ${r.restartServeMs.length ? r.restartServeMs.map((ms) => `${ms} ms`).join(", ") : "n/a"}`,
+    `- a lost host's partitions served again by live hosts in: ${r.takeoverMs.length ? r.takeoverMs.map((ms) => `${ms} ms`).join(", ") : "n/a"}${r.overlappedTakeoverMs.length ? `; with other hosts lost meanwhile: ${r.overlappedTakeoverMs.map((o) => `${o.ms} ms (${o.otherHostsLost} more lost)`).join(", ")}` : ""}; restarted hosts serving in: ${r.restartServeMs.length ? r.restartServeMs.map((ms) => `${ms} ms`).join(", ") : "n/a"}`,
     `- throughput (ok requests/s): ${r.throughput.beforeFaultPerS} before the fault, ${r.throughput.duringFaultPerS} during, ${r.throughput.afterHealPerS} after the heal`,
     `- read back: ${v.facts.records} records, ${v.facts.events} distinct events, ${v.facts.bookings} bookings, ${v.facts.paidInvoices} paid invoices, ${v.facts.outboxRows} outbox rows`,
     "",

@@ -15,8 +15,11 @@ export interface FaultContext {
   fault(name: string): () => void;
   /** Sends one poison record straight to a mailbox topic (bad JSON, unknown type, payload off-schema). */
   poison(): Promise<void>;
-  /** Records how long a host's partitions took to be served by others after it went away. */
-  takeover(ms: number): void;
+  /**
+   * Records how long a host's partitions took to be served by live hosts after it went away; `overlapped`: how
+   * many other hosts were lost before that.
+   */
+  takeover(ms: number, overlapped: number): void;
 }
 
 export interface Scenario {
@@ -182,21 +185,38 @@ export const scenarios: Scenario[] = [
   },
 ];
 
-/** Until every partition lease the lost host held when it went away has been taken by someone (a newer epoch). */
+/**
+ * Until every partition lease the lost host held when it went away is held by a live, unfrozen process under a
+ * newer epoch: its partitions are served again. A second host lost meanwhile (the kill scenario loses one every
+ * 10 s, the session timeout) makes this an overlapped measurement: what moved to it waits for its own takeover.
+ */
 async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): Promise<void> {
   const sql = postgres(ctx.sut.databaseUrl, { max: 1, onnotice: () => {} });
   try {
     const held = await sql<{ group_id: string; topic: string; partition: number; epoch: string }[]>`
       select group_id, topic, partition, epoch from partition_owner where owner like ${`%:${victim.child.pid}:%`}`;
+    const livePids = () =>
+      new Set(
+        ctx.sut
+          .liveHosts()
+          .filter((h) => !h.frozen && h !== victim)
+          .map((h) => String(h.child.pid)),
+      );
+    const alive = livePids();
+    let overlapped = 0; // other hosts lost meanwhile
     for (let i = 0; i < 600 && held.length > 0; i++) {
-      const [row] = await sql<{ n: number }[]>`
-        select count(*)::int as n from partition_owner o
+      const now = livePids();
+      overlapped = [...alive].filter((pid) => !now.has(pid)).length;
+      const rows = await sql<{ owner: string; epoch: string; was: string }[]>`
+        select o.owner, o.epoch, h.e as was from partition_owner o
         join unnest(${held.map((h) => h.group_id)}::text[], ${held.map((h) => h.topic)}::text[],
           ${held.map((h) => h.partition)}::int[], ${held.map((h) => h.epoch)}::bigint[]) as h(g, t, p, e)
-          on o.group_id = h.g and o.topic = h.t and o.partition = h.p
-        where o.epoch = h.e`;
-      if (row?.n === 0) {
-        ctx.takeover(Date.now() - since);
+          on o.group_id = h.g and o.topic = h.t and o.partition = h.p`;
+      const served = rows.every(
+        (r) => Number(r.epoch) > Number(r.was) && now.has(r.owner.split(":").at(-2) ?? ""),
+      );
+      if (served) {
+        ctx.takeover(Date.now() - since, overlapped);
         return;
       }
       await Bun.sleep(200);
