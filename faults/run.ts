@@ -120,9 +120,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
         };
       },
       takeover(ms, overlapped) {
-        (overlapped ? overlappedTakeoverMs : takeoverMs).push(ms);
+        if (overlapped > 0) overlappedTakeoverMs.push({ ms, otherHostsLost: overlapped });
+        else takeoverMs.push(ms);
         log(
-          `partitions of the lost host served again in ${ms} ms${overlapped ? " (another host was lost meanwhile)" : ""}`,
+          `partitions of the lost host served again in ${ms} ms (other hosts lost meanwhile: ${overlapped})`,
         );
       },
       async poison() {
