@@ -24,6 +24,7 @@ describe("configuration", () => {
         answerTimeoutMs: 30_000,
         checkIntervalMs: 600_000,
         noShowGraceMs: 86_400_000,
+        readyMaxLag: 1000,
       },
     });
   });

@@ -25,6 +25,7 @@
  * | ACTOR_ANSWER_TIMEOUT_MS | 30000                                       | a booking/job asks an actor again after   |
  * | JOB_CHECK_INTERVAL_MS | 600000 (10 min)                               | waiting jobs check with who they wait on  |
  * | NO_SHOW_GRACE_MS     | 86400000 (24 h)                                | unstarted booking cancelled this long after its time |
+ * | READY_MAX_LAG        | 1000                                           | /readyz: 503 past this many records behind |
  */
 
 export type Env = "development" | "test" | "production";
@@ -55,6 +56,8 @@ export interface Config {
     checkIntervalMs: number;
     /** A confirmed booking whose repair has not started this long after its time is cancelled (no-show). */
     noShowGraceMs: number;
+    /** `/readyz` answers 503 when a consumer group's partition is further behind than this (records). */
+    readyMaxLag: number;
   };
 }
 
@@ -213,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       answerTimeoutMs: int("ACTOR_ANSWER_TIMEOUT_MS", 30_000, 100, 3_600_000),
       checkIntervalMs: int("JOB_CHECK_INTERVAL_MS", 600_000, 100, 86_400_000),
       noShowGraceMs: int("NO_SHOW_GRACE_MS", 86_400_000, 0, 30 * 86_400_000),
+      readyMaxLag: int("READY_MAX_LAG", 1000, 0, 100_000_000),
     },
   };
   if (!/^([a-z0-9][a-z0-9-]{0,30})?$/.test(config.namespace)) {

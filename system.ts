@@ -7,8 +7,10 @@ import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
 import { createApp, createEntities, createTokens, type Probe, type RouteDeps } from "./http/index.ts";
 import {
+  consumerGroupsOf,
   createActorClient,
   createHost,
+  groupReadiness,
   type Host,
   type Logger,
   type NatsConnection,
@@ -66,7 +68,20 @@ export function createSystem(config: Config, log: Logger): System {
     nats: () => nats.get(),
     natsPrefix,
   };
-  const app = createApp({ probes, log, routes });
+  // The groups every host of this namespace joins, read from the definitions (a domain is not started here).
+  const definitions = createDomain({
+    namespace: config.namespace,
+    sql: database.sql,
+    redis,
+    settings: config.service,
+  });
+  const groups = consumerGroupsOf({ ...definitions, groupPrefix: natsPrefix });
+  const readinessAdmin = probeKafka.admin();
+  const readiness = async () => {
+    await readinessAdmin.connect(); // idempotent; reconnects after an outage
+    return groupReadiness(readinessAdmin, groups, config.service.readyMaxLag);
+  };
+  const app = createApp({ probes, log, routes, readiness });
   let host: Host | undefined;
   let domain: Domain | undefined;
   return {
@@ -102,7 +117,7 @@ export function createSystem(config: Config, log: Logger): System {
       await host?.stop();
       await Promise.all((config.run.reactors ? domain?.jobs : [])?.map((job) => job.stop()) ?? []);
       await client.close();
-      await Promise.allSettled([database.close(), redis.quit(), nats.close()]);
+      await Promise.allSettled([database.close(), redis.quit(), nats.close(), readinessAdmin.disconnect()]);
     },
   };
 }

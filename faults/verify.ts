@@ -7,7 +7,7 @@
 import type { Kafka } from "kafkajs";
 import postgres from "postgres";
 import { createDomain } from "../actors/index.ts";
-import { openRedis } from "../runtime/index.ts";
+import { consumerGroupsOf, openRedis } from "../runtime/index.ts";
 import { decodeEnvelope, type Envelope, eventTopics, mailboxTopics, topicIn } from "../topics/index.ts";
 import type { Chain, LoadReport } from "./load.ts";
 
@@ -47,9 +47,8 @@ interface Deps {
   adminToken: string;
 }
 
-/** The consumer groups of the namespace and the topics each reads (the domain's own lists). */
+/** The consumer groups of the namespace and the topics each reads (as its hosts name them). */
 export function groupsOf(namespace: string) {
-  const prefix = `pitstop-${namespace}`;
   const redis = openRedis("redis://127.0.0.1:1/0"); // never connected: the definitions only hold it
   const domain = createDomain({
     namespace,
@@ -65,18 +64,11 @@ export function groupsOf(namespace: string) {
     },
   });
   redis.disconnect();
-  return [
-    ...domain.actors.map((a) => ({
-      consumer: a.kind,
-      groupId: `${prefix}.actor.${a.kind}`,
-      topics: [a.mailbox],
-    })),
-    ...domain.reactors.map((r) => ({
-      consumer: r.name,
-      groupId: `${prefix}.reactor.${r.name}`,
-      topics: r.topics,
-    })),
-  ];
+  const consumers = [...domain.actors.map((a) => a.kind), ...domain.reactors.map((r) => r.name)];
+  return consumerGroupsOf({ ...domain, groupPrefix: `pitstop-${namespace}` }).map((g, i) => ({
+    ...g,
+    consumer: consumers[i] as string,
+  }));
 }
 
 /** Each group's committed offset and each topic's end, for every partition the namespace's groups read. */

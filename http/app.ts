@@ -5,10 +5,10 @@
  */
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
-import type { Logger } from "../runtime/index.ts";
+import type { Logger, Readiness } from "../runtime/index.ts";
 import type { RouteDeps } from "./deps.ts";
 import { errorHandling, HttpError } from "./errors.ts";
-import { healthRoutes, type Probe } from "./health.ts";
+import { healthRoutes, type Probe, readinessRoutes } from "./health.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { paymentRoutes } from "./routes/payments.ts";
@@ -26,6 +26,8 @@ export interface AppDeps {
   log: Logger;
   /** The service center's routes; without them the app serves health only. */
   routes?: RouteDeps;
+  /** The consumer groups' readiness (`/readyz`), when the app knows them. */
+  readiness?: () => Promise<Readiness>;
 }
 
 export function createApp(deps: AppDeps) {
@@ -63,7 +65,8 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .use(healthRoutes(deps.probes, deps.healthTimeoutMs));
+    .use(healthRoutes(deps.probes, deps.healthTimeoutMs))
+    .use(deps.readiness ? readinessRoutes(deps.readiness) : new Elysia({ name: "no-readiness" }));
   if (!deps.routes) return app;
   return app
     .use(bookingRoutes(deps.routes))

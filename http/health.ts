@@ -3,6 +3,7 @@
  * Every check runs at once, each bounded by a timeout, so one hung dependency cannot hang the answer.
  */
 import { Elysia, t } from "elysia";
+import type { Readiness } from "../runtime/index.ts";
 
 /** One dependency's check: resolves when it answers, throws (or times out) when it does not. */
 export interface Probe {
@@ -54,6 +55,52 @@ export async function checkHealth(probes: Probe[], timeoutMs: number): Promise<H
 
 function elapsed(started: number): number {
   return Math.round((performance.now() - started) * 10) / 10;
+}
+
+/**
+ * `GET /readyz`: whether the work is flowing — every consumer group has a member, every partition an owner, and
+ * none is further behind than allowed; 503 with the reasons otherwise. (`/healthz` stays about dependencies.)
+ */
+export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 5000) {
+  return new Elysia({ name: "readiness" }).get(
+    "/readyz",
+    async ({ set }) => {
+      let timer: Timer | undefined;
+      try {
+        const readiness = await Promise.race([
+          check(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer from Kafka within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+        set.status = readiness.ready ? 200 : 503;
+        return {
+          status: readiness.ready ? "ready" : "not_ready",
+          reasons: readiness.reasons,
+          groups: readiness.groups,
+        };
+      } catch (error) {
+        set.status = 503;
+        return {
+          status: "not_ready",
+          reasons: [`cannot read the groups: ${(error as Error).message}`],
+          groups: [],
+        };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    {
+      detail: {
+        summary:
+          "Whether every consumer group has members, every partition an owner, and lag is bounded; 503 otherwise",
+        tags: ["ops"],
+      },
+    },
+  );
 }
 
 export function healthRoutes(probes: Probe[], timeoutMs = 2000) {

@@ -53,6 +53,8 @@ interface Owned {
   worker: PartitionWorker;
   lease: PartitionLease;
   committed: bigint;
+  /** Since when its commits have been failing (undefined while they succeed). */
+  commitFailingSince?: number;
   /** The group generation (our count of GROUP_JOINs) in which the lease was taken. */
   generation: number;
 }
@@ -75,6 +77,8 @@ export class GroupConsumer {
   private commitTimer: Timer | undefined;
   private stopping = false;
   private restarting: Promise<void> | undefined;
+  /** Consumers that crashed (kafkajs gives up on them): a restart that made one of them has not succeeded. */
+  private readonly crashed = new WeakSet<Consumer>();
   readonly stats = {
     rebalances: 0,
     revoked: 0,
@@ -83,6 +87,8 @@ export class GroupConsumer {
     commits: 0,
     crashes: 0,
     restarts: 0,
+    /** Restarts because commits kept failing (a consumer stuck on a coordinator that moved). */
+    stuckRestarts: 0,
     workerFailures: 0,
   };
 
@@ -111,6 +117,7 @@ export class GroupConsumer {
       this.stats.crashes++;
       const { error, restart } = event.payload as { error: Error; restart: boolean };
       this.options.log.error({ err: error, groupId: this.options.groupId, restart }, "consumer crashed");
+      this.crashed.add(consumer);
       if (!restart && !this.stopping) void this.restart();
     });
     return consumer;
@@ -138,6 +145,9 @@ export class GroupConsumer {
           this.abandonAll();
           this.consumer = this.createConsumer();
           await this.start();
+          // kafkajs' run() resolves even when its first join fails (a coordinator not available yet): that
+          // crash came while we were restarting, so it is ours to retry, not a success.
+          if (this.crashed.has(this.consumer)) throw new Error("the new consumer crashed while starting");
           this.stats.restarts++;
           this.options.log.warn({ groupId: this.options.groupId, attempt }, "consumer restarted");
           return;
@@ -150,6 +160,8 @@ export class GroupConsumer {
       }
     })().finally(() => {
       this.restarting = undefined;
+      // A crash reported while this restart was finishing found it still under way: start another.
+      if (this.crashed.has(this.consumer) && !this.stopping) void this.restart();
     });
     return this.restarting;
   }
@@ -411,18 +423,40 @@ export class GroupConsumer {
     this.stats.commits++;
   }
 
-  /** Commits every owned partition's position; failures (a rebalance under way) wait for the next tick. */
+  /**
+   * Commits every owned partition's position; failures (a rebalance under way) wait for the next tick. Commits
+   * failing for two session timeouts mean the consumer is stuck — kafkajs keeps the group coordinator it found
+   * at the last join, and after a broker failover it sent every commit to a broker that no longer coordinates the
+   * group ("not the correct coordinator", "not aware of this member") while lag grew: such a consumer is
+   * made again (restart), which finds the coordinator anew and reads from the committed offsets.
+   */
   async commit(): Promise<void> {
+    const now = Date.now();
     await Promise.all(
       [...this.owned.values()].map((owned) =>
-        this.commitOne(owned).catch((error) =>
-          this.options.log.debug(
-            { err: error, topic: owned.lease.topic, partition: owned.lease.partition },
-            "commit deferred",
-          ),
+        this.commitOne(owned).then(
+          () => {
+            owned.commitFailingSince = undefined;
+          },
+          (error) => {
+            owned.commitFailingSince ??= now;
+            this.options.log.debug(
+              { err: error, topic: owned.lease.topic, partition: owned.lease.partition },
+              "commit deferred",
+            );
+          },
         ),
       ),
     );
+    const stuckFor = Math.max(0, ...[...this.owned.values()].map((o) => now - (o.commitFailingSince ?? now)));
+    if (stuckFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
+      this.stats.stuckRestarts++;
+      this.options.log.warn(
+        { groupId: this.options.groupId, stuckForMs: stuckFor },
+        "commits failing for two session timeouts; making the consumer again",
+      );
+      void this.restart();
+    }
   }
 
   /** The topics this consumer reads. */

@@ -20,6 +20,7 @@ import { loadActor } from "./actor-store.ts";
 import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
 import { GroupCommitter } from "./group-commit.ts";
 import { GroupConsumer } from "./group-consumer.ts";
+import type { GroupSpec } from "./group-readiness.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
@@ -110,6 +111,17 @@ export interface HostStats {
   groupCommit?: GroupCommitter["stats"];
 }
 
+/** The consumer groups hosts of these kinds and reactors join, and the topics each reads. */
+export function consumerGroupsOf(
+  options: Pick<HostOptions, "actors" | "reactors" | "groupPrefix">,
+): GroupSpec[] {
+  const prefix = options.groupPrefix ?? "pitstop";
+  return [
+    ...(options.actors ?? []).map((a) => ({ groupId: `${prefix}.actor.${a.kind}`, topics: [a.mailbox] })),
+    ...(options.reactors ?? []).map((r) => ({ groupId: `${prefix}.reactor.${r.name}`, topics: r.topics })),
+  ];
+}
+
 export function createHost(options: HostOptions): Host {
   const tuning = { ...DEFAULT_TUNING, ...options.tuning };
   const hostId = options.hostId ?? `${hostname()}:${process.pid}:${Bun.randomUUIDv7().slice(-6)}`;
@@ -169,7 +181,7 @@ export function createHost(options: HostOptions): Host {
       passivateAfterMs: tuning.passivateAfterMs,
     }) as unknown as ActorRunner<unknown, never>;
     actorRunners.set(definition.kind, runner);
-    const groupId = `${prefix}.actor.${definition.kind}`;
+    const groupId = `${prefix}.actor.${definition.kind}`; // as consumerGroupsOf
     const consumer = new GroupConsumer({
       ...common,
       groupId,

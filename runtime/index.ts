@@ -50,7 +50,9 @@ export {
   statusSubject,
   subjectToken,
 } from "./fabric.ts";
+export { type GroupReadiness, type GroupSpec, groupReadiness, type Readiness } from "./group-readiness.ts";
 export {
+  consumerGroupsOf,
   createHost,
   DEFAULT_TUNING,
   type Host,
