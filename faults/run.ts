@@ -101,6 +101,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   const faults: RunReport["faults"] = [];
   const takeoverMs: number[] = [];
   const overlappedTakeoverMs: { ms: number; otherHostsLost: number }[] = [];
+  const measurements: Promise<void>[] = [];
   let report: RunReport | undefined;
   try {
     load.start();
@@ -118,6 +119,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
           entry.healedAtMs = Date.now() - started;
           log(`healed: ${name}`);
         };
+      },
+      measuring(done) {
+        measurements.push(done);
       },
       takeover(ms, overlapped) {
         if (overlapped > 0) overlappedTakeoverMs.push({ ms, otherHostsLost: overlapped });
@@ -192,6 +196,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     }
     if (!quiet) log(`not quiet after 180 s: ${last}`);
     const quiesceMs = Date.now() - quiesceStart;
+    await Promise.all(measurements); // takeovers still being measured (each gives up after 120 s)
     const records = await readAll(kafka, sut.namespace);
     const adminToken = await createTokens(DEV_JWT_SECRET, 3600).sign({ role: "admin", sub: "faults" });
     const verification = await verify(

@@ -20,6 +20,8 @@ export interface FaultContext {
    * many other hosts were lost before that.
    */
   takeover(ms: number, overlapped: number): void;
+  /** A measurement still under way: the report waits for it. */
+  measuring(done: Promise<void>): void;
 }
 
 export interface Scenario {
@@ -49,7 +51,7 @@ export const scenarios: Scenario[] = [
         const heal = ctx.fault(`SIGKILL ${victim.name}`);
         ctx.sut.kill(victim, "SIGKILL");
         const killedAt = Date.now();
-        void measureTakeover(ctx, victim, killedAt);
+        ctx.measuring(measureTakeover(ctx, victim, killedAt));
         await Bun.sleep(2000);
         const restarted = await ctx.sut.startHost(index);
         ctx.log(
@@ -72,7 +74,7 @@ export const scenarios: Scenario[] = [
         const victim = live[Math.floor(Math.random() * live.length)] as Proc;
         const heal = ctx.fault(`SIGSTOP ${victim.name}`);
         ctx.sut.kill(victim, "SIGSTOP");
-        void measureTakeover(ctx, victim, Date.now());
+        ctx.measuring(measureTakeover(ctx, victim, Date.now()));
         await Bun.sleep(15_000);
         ctx.sut.kill(victim, "SIGCONT");
         heal();
@@ -199,14 +201,15 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
       new Set(
         ctx.sut
           .liveHosts()
-          .filter((h) => !h.frozen && h !== victim)
+          .filter((h) => !h.frozen) // a frozen victim once woken serves again too
           .map((h) => String(h.child.pid)),
       );
-    const alive = livePids();
-    let overlapped = 0; // other hosts lost meanwhile
+    const seen = livePids(); // every host alive at some point of the window, restarted ones included
+    let overlapped = 0; // how many of them were lost meanwhile
     for (let i = 0; i < 600 && held.length > 0; i++) {
       const now = livePids();
-      overlapped = [...alive].filter((pid) => !now.has(pid)).length;
+      for (const pid of now) seen.add(pid);
+      overlapped = [...seen].filter((pid) => !now.has(pid)).length;
       const rows = await sql<{ owner: string; epoch: string; was: string }[]>`
         select o.owner, o.epoch, h.e as was from partition_owner o
         join unnest(${held.map((h) => h.group_id)}::text[], ${held.map((h) => h.topic)}::text[],
@@ -221,6 +224,7 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
       }
       await Bun.sleep(200);
     }
+    if (held.length > 0) ctx.takeover(Date.now() - since, overlapped); // never served: reported as it stands
   } catch {
     // the run ended first
   } finally {
