@@ -9,7 +9,7 @@ import postgres from "postgres";
 import { createDomain } from "../actors/index.ts";
 import { consumerGroupsOf, openRedis } from "../runtime/index.ts";
 import { decodeEnvelope, type Envelope, eventTopics, mailboxTopics, topicIn } from "../topics/index.ts";
-import type { Chain, LoadReport } from "./load.ts";
+import type { LoadReport } from "./load.ts";
 
 /** A record read back from a topic: decoded, or why not. */
 export interface ReadRecord {
@@ -107,7 +107,7 @@ export async function lagOf(kafka: Kafka, namespace: string): Promise<{ total: n
 /** How far the committed offsets are behind `ends` (the topics' ends now, or as they were at some moment). */
 export function behindOf(
   { committed }: { committed: Map<string, bigint> },
-  ends = new Map<string, bigint>(),
+  ends: Map<string, bigint>,
 ): { total: number; behind: string[] } {
   let total = 0;
   const behind: string[] = [];
@@ -530,4 +530,3 @@ function summarize(values: string[]): string[] {
   return [...countBy(values)].map(([v, n]) => `${n} x ${v}`);
 }
 
-export type { Chain };
