@@ -529,4 +529,3 @@ function countBy(values: string[]): Map<string, number> {
 function summarize(values: string[]): string[] {
   return [...countBy(values)].map(([v, n]) => `${n} x ${v}`);
 }
-
