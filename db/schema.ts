@@ -104,6 +104,11 @@ export const partitionOwner = pgTable(
     epoch: bigint("epoch", { mode: "number" }).notNull(),
     owner: text("owner").notNull(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * Set when the owner gave the partition up in a rebalance while its epoch was still current: a member whose
+     * turns this epoch fenced may take it back at once instead of after a session timeout (fence.ts).
+     */
+    releasedAt: timestamp("released_at", { withTimezone: true }),
   },
   (t) => [primaryKey({ columns: [t.groupId, t.topic, t.partition] })],
 );

@@ -36,7 +36,7 @@ export async function acquireLease(
     .values({ ...lease, epoch: 1, owner })
     .onConflictDoUpdate({
       target: [schema.partitionOwner.groupId, schema.partitionOwner.topic, schema.partitionOwner.partition],
-      set: { epoch: sql`${schema.partitionOwner.epoch} + 1`, owner, updatedAt: sql`now()` },
+      set: { epoch: sql`${schema.partitionOwner.epoch} + 1`, owner, updatedAt: sql`now()`, releasedAt: null },
     })
     .returning({ epoch: schema.partitionOwner.epoch });
   if (!row) throw new Error("acquireLease returned no row");
@@ -59,6 +59,42 @@ export async function currentEpoch(
       ),
     );
   return row?.epoch;
+}
+
+/**
+ * Gives a partition up after a rebalance took it away, if its epoch is still ours (nobody took it since): marks
+ * the row released. A member that took a partition under an assignment already superseded (its join was slow)
+ * fenced the partition's rightful owner; the release tells that owner it may take it back now.
+ */
+export async function releaseLease(db: Db, lease: PartitionLease): Promise<boolean> {
+  const rows = await db
+    .update(schema.partitionOwner)
+    .set({ releasedAt: sql`now()` })
+    .where(
+      and(
+        eq(schema.partitionOwner.groupId, lease.groupId),
+        eq(schema.partitionOwner.topic, lease.topic),
+        eq(schema.partitionOwner.partition, lease.partition),
+        eq(schema.partitionOwner.epoch, lease.epoch),
+      ),
+    )
+    .returning({ epoch: schema.partitionOwner.epoch });
+  return rows.length > 0;
+}
+
+/** Whether the partition's current owner released it (see releaseLease). */
+export async function leaseReleased(db: Db, lease: Omit<PartitionLease, "epoch">): Promise<boolean> {
+  const [row] = await db
+    .select({ releasedAt: schema.partitionOwner.releasedAt })
+    .from(schema.partitionOwner)
+    .where(
+      and(
+        eq(schema.partitionOwner.groupId, lease.groupId),
+        eq(schema.partitionOwner.topic, lease.topic),
+        eq(schema.partitionOwner.partition, lease.partition),
+      ),
+    );
+  return row?.releasedAt != null;
 }
 
 /** Inside a turn's transaction: throws FencedError unless `lease` is still current (holds a share lock till commit). */

@@ -7,13 +7,14 @@
  * - the Kafka commit is ours alone (autoCommit off): the worker's committable offset, never beyond a record whose
  *   turn has not committed in Postgres.
  *
- * Ownership: a partition of the current assignment is taken (its lease bumped, fence.ts) on assignment or on its
- * first batch. A new worker starts at the group's committed offset, read after the lease was taken (everything
+ * Ownership: a partition of the current assignment is taken (its lease bumped, fence.ts) on assignment, or on its
+ * first batch (paused until taken: eachBatch never waits on Postgres). A new worker starts at the group's committed offset, read after the lease was taken (everything
  * below it is done, so nothing above it can be skipped); a batch fetched from further on (kafkajs' own position,
  * left by an earlier owner or generation) is dropped and the partition sought back. On a rebalance (GROUP_JOIN)
- * revoked partitions stop dispatching, drain their running turns for a bounded time, commit if no one took the
- * partition yet, and their actors are passivated. A partition whose turn was fenced is paused until the group
- * says who owns it: the next rebalance, or — still ours after a session timeout with none — taken back.
+ * revoked partitions stop dispatching, drain their running turns for a bounded time, commit and release the lease
+ * if no one took the partition yet, and their actors are passivated. A partition whose turn was fenced is paused
+ * until the group says who owns it: the next rebalance, its taker releasing it, or — still ours after a session
+ * timeout with neither — taken back.
  *
  * kafkajs' pause, resume and seek throw while its consumer is not running (crashed, restarting); every call goes
  * through `onConsumer`, which skips it then: a consumer that is started again reads from the committed offsets.
@@ -21,7 +22,7 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Db } from "../db/index.ts";
 import { FencedError } from "./errors.ts";
-import { acquireLease, currentEpoch, type PartitionLease } from "./fence.ts";
+import { acquireLease, currentEpoch, leaseReleased, type PartitionLease, releaseLease } from "./fence.ts";
 import type { Logger } from "./logger.ts";
 import { type InboundRecord, PartitionWorker } from "./partition-worker.ts";
 
@@ -90,6 +91,10 @@ export class GroupConsumer {
     /** Restarts because commits kept failing (a consumer stuck on a coordinator that moved). */
     stuckRestarts: 0,
     workerFailures: 0,
+    /** Batches fetched past a worker's next record (a stale kafkajs position), dropped and read again. */
+    refetches: 0,
+    /** Attempts to take a partition that failed (Postgres out of reach) and were tried again. */
+    takeFailures: 0,
   };
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -172,13 +177,31 @@ export class GroupConsumer {
     // A batch of a partition that is not ours in the latest assignment (fetched before a rebalance) or fenced
     // is not handled: taking its lease would fence the partition's real owner.
     if (this.fencedUntilRejoin.has(id) || !this.assigned.has(id)) return;
-    const owned = this.owned.get(id) ?? (await this.take(batch.topic, batch.partition));
-    if (this.owned.get(id) !== owned) return; // dropped while it was being taken
+    const owned = this.owned.get(id);
+    if (!owned) {
+      // Taking waits on Postgres (the lease row stays locked while a frozen owner's transaction is open, until
+      // Postgres ends it; Postgres may be out of reach): never inside eachBatch, whose loop must go on
+      // heartbeating and rejoining meanwhile — a member stuck here held up its group's rebalance. The partition
+      // is paused instead; the take seeks it to where its worker starts and resumes it.
+      this.onConsumer("pause", (c) => c.pause([{ topic: batch.topic, partitions: [batch.partition] }]));
+      this.takeWhileAssigned(batch.topic, batch.partition, this.assigned);
+      return;
+    }
     const fetchedFrom = BigInt((batch as unknown as { fetchedOffset: string }).fetchedOffset);
     const next = owned.worker.nextOffset;
     if (next !== undefined && fetchedFrom > next) {
       // Fetched from a position past the worker's next record (kafkajs' position of an earlier owner or
       // generation): handling it would commit past records nobody handled. Read again from the worker's.
+      this.stats.refetches++;
+      this.options.log.debug(
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          fetchedFrom: fetchedFrom.toString(),
+          next: next.toString(),
+        },
+        "batch fetched past the worker's next record; re-reading from it",
+      );
       this.seekBack(batch.topic, batch.partition, next);
       return;
     }
@@ -266,22 +289,32 @@ export class GroupConsumer {
   }
 
   /**
-   * Someone holds a newer epoch: stop fetching the partition until the group says who owns what — a rebalance
-   * (onAssignment takes it again if it is ours), or, if none comes within a session timeout while it is still
-   * assigned to us, we are its owner (a member that took it without being assigned it would have been told so by
-   * its group by then) and take it back.
+   * Someone holds a newer epoch: stop fetching the partition until the group says who owns it. That is a
+   * rebalance (onAssignment takes it again if it is ours); or its taker releasing it (a member that took it under
+   * an assignment already superseded gives it up as soon as its group tells it: revoke); or, neither within a
+   * session timeout while it is still assigned to us, we are its owner (a member that took it without being
+   * assigned it would have been told so by its group by then). Then it is taken back.
    */
   private onFenced(id: string, topic: string, partition: number, lease: PartitionLease): void {
-    const taken = this.generation;
     this.onConsumer("pause", (c) => c.pause([{ topic, partitions: [partition] }]));
-    const retake = () => {
-      this.fencedUntilRejoin.delete(id);
-      if (this.assigned.has(id)) this.takeWhileAssigned(topic, partition, this.assigned);
-    };
     clearTimeout(this.fencedUntilRejoin.get(id));
-    this.fencedUntilRejoin.set(id, setTimeout(retake, this.options.sessionTimeoutMs));
+    const deadline = Date.now() + this.options.sessionTimeoutMs;
+    const everyMs = Math.max(100, Math.min(500, this.options.sessionTimeoutMs / 20));
+    const poll = (): void => {
+      const timer: Timer = setTimeout(async () => {
+        if (this.fencedUntilRejoin.get(id) !== timer) return; // a rebalance came first
+        const mayRetake =
+          Date.now() >= deadline || (await leaseReleased(this.options.db, lease).catch(() => false));
+        if (this.fencedUntilRejoin.get(id) !== timer) return;
+        if (!mayRetake) return poll();
+        this.fencedUntilRejoin.delete(id);
+        if (this.assigned.has(id)) this.takeWhileAssigned(topic, partition, this.assigned);
+      }, everyMs);
+      this.fencedUntilRejoin.set(id, timer);
+    };
+    poll();
     this.options.log.warn(
-      { groupId: this.options.groupId, topic, partition, epoch: lease.epoch, generation: taken },
+      { groupId: this.options.groupId, topic, partition, epoch: lease.epoch, generation: this.generation },
       "partition fenced; paused until the group says who owns it",
     );
   }
@@ -380,6 +413,7 @@ export class GroupConsumer {
     if (this.stopping || this.assigned !== assigned || this.owned.has(id) || this.fencedUntilRejoin.has(id))
       return;
     this.take(topic, partition).catch((error) => {
+      this.stats.takeFailures++;
       const retryInMs = Math.min(10_000, 250 * 2 ** attempt);
       this.options.log.warn(
         { err: error, topic, partition, retryInMs },
@@ -397,7 +431,11 @@ export class GroupConsumer {
     // Commit only while the partition's epoch is still ours: then the next owner has not started, and our
     // commit cannot move its position backwards.
     const epoch = await currentEpoch(this.options.db, owned.lease).catch(() => undefined);
-    if (epoch === owned.lease.epoch) await this.commitOne(owned).catch(() => {});
+    if (epoch === owned.lease.epoch) {
+      await this.commitOne(owned).catch(() => {});
+      // Still ours: if we took it under an assignment already superseded, we fenced its owner; let it go on.
+      await releaseLease(this.options.db, owned.lease).catch(() => {});
+    }
     this.options.release(owned.lease.topic, owned.lease.partition);
     this.options.log.debug({ ...owned.lease, drained }, "partition revoked");
   }

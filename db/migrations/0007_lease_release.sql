@@ -1,0 +1,1 @@
+ALTER TABLE "partition_owner" ADD COLUMN "released_at" timestamp with time zone;
