@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     await system.close();
     process.exit(0);
   };
+  // An operator's (and the fault harness's) look inside a running host without stopping it: its runtime stats,
+  // every owned partition's backlog, running turns and positions, logged as one line.
+  process.on("SIGUSR2", () => log.info({ stats: host.stats() }, "host stats"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 }

@@ -37,7 +37,17 @@ export interface DatabaseOptions {
  * raw postgres.js statements on this client pass JSON as strings (`::jsonb`) and times as ISO strings.
  */
 export function openDatabase(url: string, options: DatabaseOptions = {}): Database {
-  const sql = postgres(url, {
+  const sql = postgres(url, connectionOptions(options));
+  return { sql, db: drizzle(sql, { schema }), close: () => sql.end({ timeout: 5 }) };
+}
+
+/**
+ * The options every Pitstop connection to Postgres is opened with (the pool above, the outbox publisher's own
+ * session): a connect that fails soon, reconnects that back off briefly, sessions Postgres ends when left idle
+ * inside a transaction.
+ */
+export function connectionOptions(options: DatabaseOptions = {}): postgres.Options<Record<string, never>> {
+  return {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
     // Seconds before reconnecting after a failed connect, by failures in a row. postgres.js' default grows to
@@ -48,8 +58,7 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Databa
       application_name: options.applicationName ?? "pitstop",
       idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
     },
-  });
-  return { sql, db: drizzle(sql, { schema }), close: () => sql.end({ timeout: 5 }) };
+  };
 }
 
 /** Round trip to the server; throws when it cannot answer. */

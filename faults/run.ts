@@ -194,7 +194,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       }
       await Bun.sleep(500);
     }
-    if (!quiet) log(`not quiet after 180 s: ${last}`);
+    if (!quiet) {
+      log(`not quiet after 180 s: ${last}`);
+      // Each host logs its runtime stats (owned partitions, backlogs, positions) into the run's logs.
+      for (const host of [sut.http, ...sut.liveHosts()]) host?.child.kill("SIGUSR2");
+      await Bun.sleep(1000);
+    }
     const quiesceMs = Date.now() - quiesceStart;
     await Promise.all(measurements); // takeovers still being measured (each gives up after 120 s)
     const records = await readAll(kafka, sut.namespace);

@@ -192,6 +192,9 @@ export const scenarios: Scenario[] = [
  * newer epoch: its partitions are served again. A second host lost meanwhile (the kill scenario loses one every
  * 10 s, the session timeout) makes this an overlapped measurement: what moved to it waits for its own takeover.
  */
+/** A takeover slower than this (the hosts' session timeout, 10 s, plus 3 s) logs what it still waits for. */
+const SLOW_TAKEOVER_MS = 13_000;
+
 async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): Promise<void> {
   const sql = postgres(ctx.sut.databaseUrl, { max: 1, onnotice: () => {} });
   try {
@@ -206,19 +209,34 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
       );
     const seen = livePids(); // every host alive at some point of the window, restarted ones included
     let overlapped = 0; // how many of them were lost meanwhile
+    let told = false;
     for (let i = 0; i < 600 && held.length > 0; i++) {
       const now = livePids();
       for (const pid of now) seen.add(pid);
       overlapped = [...seen].filter((pid) => !now.has(pid)).length;
-      const rows = await sql<{ owner: string; epoch: string; was: string }[]>`
-        select o.owner, o.epoch, h.e as was from partition_owner o
+      const rows = await sql<
+        { g: string; t: string; p: number; owner: string; epoch: string; was: string }[]
+      >`
+        select h.g, h.t, h.p, o.owner, o.epoch, h.e as was from partition_owner o
         join unnest(${held.map((h) => h.group_id)}::text[], ${held.map((h) => h.topic)}::text[],
           ${held.map((h) => h.partition)}::int[], ${held.map((h) => h.epoch)}::bigint[]) as h(g, t, p, e)
           on o.group_id = h.g and o.topic = h.t and o.partition = h.p`;
-      const served = rows.every(
-        (r) => Number(r.epoch) > Number(r.was) && now.has(r.owner.split(":").at(-2) ?? ""),
+      const unserved = rows.filter(
+        (r) => !(Number(r.epoch) > Number(r.was) && now.has(r.owner.split(":").at(-2) ?? "")),
       );
-      if (served) {
+      if (unserved.length > 0 && !told && Date.now() - since > SLOW_TAKEOVER_MS) {
+        told = true; // what a slow takeover waits for, once
+        ctx.log(
+          `${victim.name}: ${unserved.length} of ${rows.length} partitions not served again after ${SLOW_TAKEOVER_MS} ms: ${unserved
+            .slice(0, 8)
+            .map(
+              (r) =>
+                `${r.g.split(".").slice(1).join(".")} ${r.t.split(".").at(-1)}/${r.p} epoch ${r.epoch} (was ${r.was}) owner ${r.owner}`,
+            )
+            .join("; ")}`,
+        );
+      }
+      if (unserved.length === 0) {
         ctx.takeover(Date.now() - since, overlapped);
         return;
       }

@@ -512,16 +512,38 @@ export class GroupConsumer {
     return [...this.owned.values()].map((o) => o.lease);
   }
 
-  /** Partitions owned now, with their backlog and running turns. */
+  /** Partitions owned now, with their backlog, running turns and positions, and the ones not fetched now. */
   partitions() {
-    return [...this.owned.values()].map((o) => ({
+    const paused = new Set(
+      (() => {
+        try {
+          return this.consumer.paused().flatMap((p) => p.partitions.map((n) => tp(p.topic, n)));
+        } catch {
+          return []; // not running
+        }
+      })(),
+    );
+    return [...this.owned.entries()].map(([id, o]) => ({
       topic: o.lease.topic,
       partition: o.lease.partition,
       epoch: o.lease.epoch,
       backlog: o.worker.backlog,
       active: o.worker.active,
+      next: o.worker.nextOffset?.toString(),
       committed: o.committed.toString(),
+      paused: paused.has(id),
     }));
+  }
+
+  /** Assigned partitions not handled now: being taken, or fenced and waiting. */
+  unowned() {
+    return [...this.assigned]
+      .filter((id) => !this.owned.has(id))
+      .map((id) => ({
+        partition: id.replace("\u0000", "/"),
+        fenced: this.fencedUntilRejoin.has(id),
+        taking: this.opening.has(id),
+      }));
   }
 
   /** Stops fetching, drains running turns (bounded), commits, and leaves the group. */

@@ -285,7 +285,10 @@ export function createHost(options: HostOptions): Host {
         ),
         reactors: Object.fromEntries([...reactorRunners].map(([k, r]) => [k, { ...r.stats }])),
         consumers: Object.fromEntries(
-          [...consumers].map(([k, c]) => [k, { ...c.stats, topics: c.topics, partitions: c.partitions() }]),
+          [...consumers].map(([k, c]) => [
+            k,
+            { ...c.stats, topics: c.topics, partitions: c.partitions(), unowned: c.unowned() },
+          ]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
         publisher: { ...publisher.stats },

@@ -22,6 +22,7 @@
  */
 import type { Kafka, Producer } from "kafkajs";
 import postgres from "postgres";
+import { connectionOptions } from "../db/index.ts";
 import type { PartitionLease } from "./fence.ts";
 import type { Logger } from "./logger.ts";
 import { OUTBOX_CHANNEL } from "./outbox.ts";
@@ -50,7 +51,9 @@ export interface OutboxRelayOptions {
 const RELAY_LOCK = 7_150_002;
 
 export class OutboxRelay {
-  private readonly sql: postgres.Sql;
+  private sql: postgres.Sql;
+  /** Since when every pass has failed (undefined while passes succeed). */
+  private failingSince: number | undefined;
   private producer: Producer | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -61,28 +64,60 @@ export class OutboxRelay {
   /** Topics with a send in flight (at most one each). */
   private readonly sending = new Map<string, Promise<void>>();
   private lastHousekeeping = 0;
-  readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0 };
+  readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0, reopened: 0 };
 
   constructor(private readonly options: OutboxRelayOptions) {
-    // One dedicated session: the advisory lock lives as long as it does, and turns never wait for the relay.
-    this.sql = postgres(options.databaseUrl, {
-      max: 1,
-      onnotice: () => {},
-      connection: { application_name: options.leases ? "pitstop-publisher" : "pitstop-relay" },
-    });
+    this.sql = this.openSession();
+  }
+
+  /** One dedicated session: the advisory lock lives as long as it does, and turns never wait for the relay. */
+  private openSession(): postgres.Sql {
+    return postgres(
+      this.options.databaseUrl,
+      connectionOptions({
+        max: 1,
+        applicationName: this.options.leases ? "pitstop-publisher" : "pitstop-relay",
+      }),
+    );
+  }
+
+  /**
+   * A session failing for this long is replaced by a new one. After a Postgres outage a publisher's session was
+   * seen failing every statement with CONNECT_TIMEOUT for minutes while the host's pool had long reconnected
+   * (rows sent again and again, never marked): whatever state postgres.js was left in, a new session is not in it.
+   */
+  private static readonly REOPEN_AFTER_MS = 15_000;
+
+  private sessionFailed(error: unknown): void {
+    this.stats.errors++;
+    this.options.log.warn({ err: error }, "outbox relay error; retrying");
+    this.failingSince ??= Date.now();
+    if (Date.now() - this.failingSince > OutboxRelay.REOPEN_AFTER_MS) this.reopen();
+  }
+
+  private reopen(): void {
+    const old = this.sql;
+    this.sql = this.openSession();
+    this.failingSince = undefined;
+    this.stats.reopened++;
+    void old.end({ timeout: 0 }).catch(() => {});
+    if (!this.options.leases) this.listen();
+    this.options.log.warn({ leases: this.options.leases !== undefined }, "outbox session replaced");
+  }
+
+  private listen(): void {
+    // Replays and other writers outside a turn say so with NOTIFY; postgres.js reconnects the listener.
+    this.sql
+      .listen(OUTBOX_CHANNEL, () => this.notify())
+      .catch((error: unknown) => {
+        this.options.log.warn({ err: error }, "outbox relay cannot listen; polling only");
+      });
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    if (!this.options.leases) {
-      // Replays and other writers outside a turn say so with NOTIFY; postgres.js reconnects the listener.
-      this.sql
-        .listen(OUTBOX_CHANNEL, () => this.notify())
-        .catch((error: unknown) => {
-          this.options.log.warn({ err: error }, "outbox relay cannot listen; polling only");
-        });
-    }
+    if (!this.options.leases) this.listen();
     this.loop = this.run();
   }
 
@@ -115,15 +150,15 @@ export class OutboxRelay {
         }
         if (this.stats.leader) {
           const published = await this.publishBatch();
-          if (published > 0) continue; // more may be waiting
+          if (published > 0) continue; // more may be waiting (a row is done once it is marked: sendTopic)
+          this.failingSince = undefined; // nothing left to publish: the session works
           if (!owned && Date.now() - this.lastHousekeeping > 60_000) {
             this.lastHousekeeping = Date.now();
             await this.housekeep();
           }
         }
       } catch (error) {
-        this.stats.errors++;
-        this.options.log.warn({ err: error }, "outbox relay error; retrying");
+        this.sessionFailed(error);
         // A broken session lost the lock with it; take it again before publishing.
         this.stats.leader = false;
         await this.sleep(1000);
@@ -215,7 +250,8 @@ export class OutboxRelay {
       });
     } catch (error) {
       const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
-      const backoffMs = Math.min(30_000, 500 * 2 ** failures);
+      // At most 5 s: a topic held back longer after a broker failover healed keeps events from going out.
+      const backoffMs = Math.min(5_000, 250 * 2 ** failures);
       this.blocked.set(topic, { until: Date.now() + backoffMs, failures });
       this.stats.errors++;
       this.options.log.error(
@@ -225,7 +261,14 @@ export class OutboxRelay {
       return;
     }
     const ids = list.map((r) => r.id);
-    await this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`;
+    try {
+      await this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`;
+    } catch (error) {
+      // Sent but not marked: the rows go out again (consumers dedupe by eventId).
+      this.sessionFailed(error);
+      return;
+    }
+    this.failingSince = undefined;
     this.stats.published += ids.length;
   }
 
