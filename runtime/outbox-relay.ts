@@ -46,9 +46,13 @@ export interface OutboxRelayOptions {
    * retention (7 days), so a record redelivered from Kafka always still finds its id.
    */
   keepInboxMs?: number;
+  /** A statement of the relay's own session not answered within this is given up and the session replaced. */
+  statementTimeoutMs?: number;
 }
 
 const RELAY_LOCK = 7_150_002;
+/** Longer than any statement of the relay takes on a working session (they are small, indexed reads and marks). */
+const STATEMENT_TIMEOUT_MS = 10_000;
 
 export class OutboxRelay {
   private sql: postgres.Sql;
@@ -88,11 +92,38 @@ export class OutboxRelay {
    */
   private static readonly REOPEN_AFTER_MS = 15_000;
 
+  /**
+   * A statement on the relay's session, given up after `statementTimeoutMs` (default STATEMENT_TIMEOUT_MS). After a Postgres cut a publisher's
+   * session was seen never settling its statements (no answer, no error; a select and a mark pipelined on its one
+   * connection when it broke): the loop waited for ever while rows piled up. Given up, it counts as a failure,
+   * and a session failing long enough is replaced (reopen).
+   */
+  private async bounded<T>(statement: Promise<T>): Promise<T> {
+    const ms = this.options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
+    let timer: Timer | undefined;
+    try {
+      return await Promise.race([
+        statement,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new SessionHung(`outbox session did not answer within ${ms} ms`)),
+            ms,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private sessionFailed(error: unknown): void {
     this.stats.errors++;
     this.options.log.warn({ err: error }, "outbox relay error; retrying");
     this.failingSince ??= Date.now();
-    if (Date.now() - this.failingSince > OutboxRelay.REOPEN_AFTER_MS) this.reopen();
+    // A session that does not answer at all is broken: replace it now. One that fails may be waiting for
+    // Postgres to come back, which it does itself: replace it only once that takes too long.
+    if (error instanceof SessionHung || Date.now() - this.failingSince > OutboxRelay.REOPEN_AFTER_MS)
+      this.reopen();
   }
 
   private reopen(): void {
@@ -145,7 +176,9 @@ export class OutboxRelay {
           // Publishing its own partitions needs no election; the relay of unsourced rows does.
           const [row] = owned
             ? [{ locked: true }]
-            : await this.sql<{ locked: boolean }[]>`select pg_try_advisory_lock(${RELAY_LOCK}) as locked`;
+            : await this.bounded(
+                this.sql<{ locked: boolean }[]>`select pg_try_advisory_lock(${RELAY_LOCK}) as locked`,
+              );
           this.stats.leader = row?.locked === true;
         }
         if (this.stats.leader) {
@@ -154,7 +187,7 @@ export class OutboxRelay {
           this.failingSince = undefined; // nothing left to publish: the session works
           if (!owned && Date.now() - this.lastHousekeeping > 60_000) {
             this.lastHousekeeping = Date.now();
-            await this.housekeep();
+            await this.bounded(this.housekeep());
           }
         }
       } catch (error) {
@@ -205,11 +238,11 @@ export class OutboxRelay {
           select * from unnest(${leases.map((l) => l.groupId)}::text[], ${leases.map((l) => l.topic)}::text[],
             ${leases.map((l) => String(l.partition))}::int[]))`
       : this.sql`source_group is null`;
-    const rows = await this.sql<OutboxRow[]>`
+    const rows = await this.bounded(this.sql<OutboxRow[]>`
       select id, topic, message_key, headers, value, raw_value from outbox
       where published_at is null and ${source}
         ${skip.length ? this.sql`and topic not in ${this.sql(skip)}` : this.sql``}
-      order by id limit ${limit}`;
+      order by id limit ${limit}`);
     if (rows.length === 0) return 0;
     this.producer ??= await this.connectProducer();
     const byTopic = new Map<string, OutboxRow[]>();
@@ -262,7 +295,7 @@ export class OutboxRelay {
     }
     const ids = list.map((r) => r.id);
     try {
-      await this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`;
+      await this.bounded(this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`);
     } catch (error) {
       // Sent but not marked: the rows go out again (consumers dedupe by eventId).
       this.sessionFailed(error);
@@ -303,6 +336,8 @@ export class OutboxRelay {
     return producer;
   }
 }
+
+class SessionHung extends Error {}
 
 interface OutboxRow {
   id: string;

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { OutboxRelay } from "../../runtime/index.ts";
-import { testLog, uniqueName, waitFor } from "../support.ts";
+import { tcpProxy, testLog, uniqueName, waitFor } from "../support.ts";
 import { config, database, kafka } from "./fixtures.ts";
 
 const relay = new OutboxRelay({ kafka, databaseUrl: config.postgres.url, log: testLog });
@@ -161,6 +161,57 @@ describe("a topic that cannot be published", () => {
     } finally {
       await alone.stop();
       await database.sql`delete from outbox where topic in (${missing}, ${good})`;
+    }
+  }, 60_000);
+});
+
+describe("a session that stops answering", () => {
+  test("is given up and replaced: rows written after it hung are still published", async () => {
+    const { provisionTopics } = await import("../../topics/index.ts");
+    const topic = uniqueName("hung");
+    await provisionTopics(kafka, [{ name: topic, role: "events", partitions: 1 }]);
+    // The publisher reaches Postgres through a proxy whose open connections can be made to hang.
+    const real = new URL(config.postgres.url);
+    const proxy = await tcpProxy({ host: real.hostname, port: Number(real.port || 5432) });
+    const viaProxy = new URL(config.postgres.url);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.port);
+    const lease = { groupId: uniqueName("hung-g"), topic: uniqueName("hung-src"), partition: 0, epoch: 1 };
+    const publisher = new OutboxRelay({
+      kafka,
+      databaseUrl: viaProxy.toString(),
+      log: testLog,
+      leases: () => [lease],
+      pollIntervalMs: 100,
+      statementTimeoutMs: 1000,
+    });
+    const write = (value: string) => database.sql`
+      insert into outbox (topic, message_key, value, source_group, source_topic, source_partition, source_epoch)
+      values (${topic}, 'k', ${value}, ${lease.groupId}, ${lease.topic}, 0, 1)`;
+    const seen: string[] = [];
+    const consumer = kafka.consumer({ groupId: uniqueName("hung-reader") });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => void seen.push(message.value?.toString() ?? ""),
+    });
+    try {
+      publisher.start();
+      await write("before");
+      await waitFor(() => seen.includes("before"), { timeoutMs: 30_000, what: "the first row published" });
+      proxy.freeze(); // the publisher's session now gets neither answers nor errors
+      await write("after");
+      publisher.notify();
+      await waitFor(() => seen.includes("after"), {
+        timeoutMs: 20_000,
+        what: "the row written after the hang",
+      });
+      expect(publisher.stats.reopened).toBeGreaterThan(0);
+      expect(seen.filter((v) => v === "after")).toHaveLength(1);
+    } finally {
+      await consumer.disconnect();
+      await publisher.stop().catch(() => {});
+      await proxy.close();
     }
   }, 60_000);
 });
