@@ -54,6 +54,7 @@ export function createSystem(config: Config, log: Logger): System {
   const client = createActorClient({
     kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-http` }),
     nats: () => nats.get(),
+    log,
   });
   const routes: RouteDeps = {
     tokens: createTokens(config.auth.jwtSecret, config.auth.tokenTtlSeconds),

@@ -5,10 +5,12 @@
  */
 
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
-import type { Kafka, Producer } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import { encodeEnvelope, newEnvelope } from "../topics/index.ts";
 import type { ActorRef } from "./actor.ts";
 import { REPLY_TO_HEADER } from "./actor-runner.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { ReplaceableProducer } from "./producer.ts";
 
 export interface SendOptions {
   correlationId?: string;
@@ -35,8 +37,11 @@ export interface ActorClient {
 export function createActorClient({
   kafka,
   nats,
+  log = createLogger("silent"),
 }: {
   kafka: Kafka;
+  /** Where a replaced producer is told of. */
+  log?: Logger;
   /** A connection, or a way to get one when first needed (an HTTP process may start before NATS answers). */
   nats?: NatsConnection | (() => Promise<NatsConnection>);
 }): ActorClient {
@@ -44,15 +49,7 @@ export function createActorClient({
     if (typeof nats !== "function") return nats;
     return nats().catch(() => undefined); // no NATS: commands still go, answers degrade to "accepted"
   };
-  let producer: Promise<Producer> | undefined;
-  const connected = () => {
-    producer ??= (async () => {
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await p.connect();
-      return p;
-    })();
-    return producer;
-  };
+  const producer = new ReplaceableProducer(kafka, { idempotent: true, maxInFlightRequests: 1 }, log);
   const send = async (
     ref: ActorRef,
     type: string,
@@ -67,7 +64,7 @@ export function createActorClient({
       correlationId: options.correlationId,
       eventId: options.messageId,
     });
-    await (await connected()).send({
+    await producer.send({
       topic: ref.mailbox,
       acks: -1,
       messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers }],
@@ -105,9 +102,6 @@ export function createActorClient({
       }
       return { status: "accepted", messageId };
     },
-    async close() {
-      const p = await producer?.catch(() => undefined);
-      await p?.disconnect();
-    },
+    close: () => producer.close(),
   };
 }

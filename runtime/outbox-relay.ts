@@ -20,12 +20,13 @@
  * - A topic that cannot be published to (deleted, unauthorised) is held back with backoff; others keep flowing.
  * - A crash between publishing and marking means a row is sent again: consumers dedupe by eventId.
  */
-import type { Kafka, Producer } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import postgres from "postgres";
 import { connectionOptions } from "../db/index.ts";
 import type { PartitionLease } from "./fence.ts";
 import type { Logger } from "./logger.ts";
 import { OUTBOX_CHANNEL } from "./outbox.ts";
+import { ReplaceableProducer } from "./producer.ts";
 
 export interface OutboxRelayOptions {
   kafka: Kafka;
@@ -58,7 +59,7 @@ export class OutboxRelay {
   private sql: postgres.Sql;
   /** Since when every pass has failed (undefined while passes succeed). */
   private failingSince: number | undefined;
-  private producer: Producer | undefined;
+  private readonly producer: ReplaceableProducer;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -72,6 +73,17 @@ export class OutboxRelay {
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.sql = this.openSession();
+    // Few retries here: a topic that keeps failing is held back and tried again later (see `blocked`), so a
+    // broker failover or a missing topic costs seconds, not the client's default ~30 s per attempt.
+    this.producer = new ReplaceableProducer(
+      options.kafka,
+      {
+        idempotent: true,
+        maxInFlightRequests: 1,
+        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 1000 },
+      },
+      options.log,
+    );
   }
 
   /** One dedicated session: the advisory lock lives as long as it does, and turns never wait for the relay. */
@@ -163,7 +175,7 @@ export class OutboxRelay {
     this.wake?.();
     await this.loop;
     await Promise.allSettled([...this.sending.values()]);
-    await this.producer?.disconnect().catch(() => {});
+    await this.producer.close();
     await this.sql.end({ timeout: 5 });
   }
 
@@ -244,7 +256,6 @@ export class OutboxRelay {
         ${skip.length ? this.sql`and topic not in ${this.sql(skip)}` : this.sql``}
       order by id limit ${limit}`);
     if (rows.length === 0) return 0;
-    this.producer ??= await this.connectProducer();
     const byTopic = new Map<string, OutboxRow[]>();
     for (const row of rows) {
       const list = byTopic.get(row.topic) ?? [];
@@ -270,9 +281,8 @@ export class OutboxRelay {
   }
 
   private async sendTopic(topic: string, list: OutboxRow[]): Promise<void> {
-    const producer = this.producer as Producer;
     try {
-      await producer.send({
+      await this.producer.send({
         topic,
         acks: -1,
         messages: list.map((r) => ({
@@ -322,18 +332,6 @@ export class OutboxRelay {
     const deleted = outbox.count + inbox.count;
     this.stats.deleted += deleted;
     return deleted;
-  }
-
-  private async connectProducer(): Promise<Producer> {
-    // Few retries here: a topic that keeps failing is held back and tried again later (see `blocked`), so a
-    // broker failover or a missing topic costs seconds, not the client's default ~30 s per attempt.
-    const producer = this.options.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 1000 },
-    });
-    await producer.connect();
-    return producer;
   }
 }
 
