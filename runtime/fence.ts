@@ -10,6 +10,7 @@ import { and, eq, sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
 import { FencedError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
 
 export interface PartitionLease {
   groupId: string;
@@ -25,22 +26,53 @@ export interface PartitionLease {
  */
 export type Tx = postgres.TransactionSql;
 
-/** Takes the partition for `owner`: bumps the epoch (waits for in-flight turns of the previous owner to end). */
+/**
+ * A lease update blocked this long is blocked by a transaction that is not ending: the previous owner's, frozen
+ * or wedged mid-transaction (a SIGSTOPped host's open transaction held the row until the host woke, 15 s on;
+ * Postgres' idle-in-transaction timeout does not end a session whose statement is still under way).
+ */
+const BLOCKED_TAKE_MS = 2000;
+
+/**
+ * Takes the partition for `owner`: bumps its epoch. The update waits for the previous owner's turns in flight
+ * (they hold the row with a share lock until they commit); if it is still blocked after BLOCKED_TAKE_MS, the
+ * sessions blocking it are ended: the group gave the partition to us, so their transactions could only be fenced
+ * (a group commit's other turns in them fail and are retried). Ending them needs the same role or
+ * pg_signal_backend; without it the take waits as before.
+ */
 export async function acquireLease(
   db: Db,
   lease: Omit<PartitionLease, "epoch">,
   owner: string,
+  log?: Logger,
 ): Promise<PartitionLease> {
-  const [row] = await db
-    .insert(schema.partitionOwner)
-    .values({ ...lease, epoch: 1, owner })
-    .onConflictDoUpdate({
-      target: [schema.partitionOwner.groupId, schema.partitionOwner.topic, schema.partitionOwner.partition],
-      set: { epoch: sql`${schema.partitionOwner.epoch} + 1`, owner, updatedAt: sql`now()`, releasedAt: null },
-    })
-    .returning({ epoch: schema.partitionOwner.epoch });
-  if (!row) throw new Error("acquireLease returned no row");
-  return { ...lease, epoch: row.epoch };
+  const session = await db.$client.reserve();
+  try {
+    const [me] = await session<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const update = session<{ epoch: string }[]>`
+      insert into partition_owner (group_id, topic, partition, epoch, owner)
+      values (${lease.groupId}, ${lease.topic}, ${lease.partition}, 1, ${owner})
+      on conflict (group_id, topic, partition) do update
+        set epoch = partition_owner.epoch + 1, owner = excluded.owner, updated_at = now(), released_at = null
+      returning epoch`;
+    for (;;) {
+      const done = await Promise.race([update, Bun.sleep(BLOCKED_TAKE_MS).then(() => undefined)]);
+      if (done) {
+        const [row] = done;
+        if (!row) throw new Error("acquireLease returned no row");
+        return { ...lease, epoch: Number(row.epoch) };
+      }
+      const ended = await db.$client<{ pid: number; application_name: string; ended: boolean }[]>`
+        select pid, application_name, pg_terminate_backend(pid) as ended
+        from pg_stat_activity where pid = any(pg_blocking_pids(${me?.pid ?? 0}))`.catch((error: unknown) => {
+        log?.warn({ err: error, ...lease }, "cannot end the sessions blocking a take; waiting");
+        return [];
+      });
+      if (ended.length > 0) log?.warn({ ...lease, ended }, "ended sessions blocking a take");
+    }
+  } finally {
+    session.release();
+  }
 }
 
 /** The current epoch of a partition, if anyone ever took it. */

@@ -76,6 +76,8 @@ export class GroupConsumer {
   private readonly rereadFrom = new Map<string, bigint>();
   private readonly startReads = new Map<string, Promise<Map<number, bigint>>>();
   private commitTimer: Timer | undefined;
+  /** When the consumer last heard from its group (a heartbeat or a join): see `commit`. */
+  private aliveAt = Date.now();
   private stopping = false;
   private restarting: Promise<void> | undefined;
   /** Consumers that crashed (kafkajs gives up on them): a restart that made one of them has not succeeded. */
@@ -90,6 +92,8 @@ export class GroupConsumer {
     restarts: 0,
     /** Restarts because commits kept failing (a consumer stuck on a coordinator that moved). */
     stuckRestarts: 0,
+    /** Restarts because the consumer stopped heartbeating (its fetch loop stalled, no crash reported). */
+    silentRestarts: 0,
     workerFailures: 0,
     /** Batches fetched past a worker's next record (a stale kafkajs position), dropped and read again. */
     refetches: 0,
@@ -115,6 +119,12 @@ export class GroupConsumer {
       // restarting itself would leave them behind.
       retry: { ...this.options.retry, restartOnFailure: async () => false },
     });
+    // Heard from the group: the fetch loop is alive (kafkajs heartbeats from it, between fetches).
+    const alive = () => {
+      if (this.consumer === consumer) this.aliveAt = Date.now();
+    };
+    consumer.on(consumer.events.HEARTBEAT, alive);
+    consumer.on(consumer.events.GROUP_JOIN, alive);
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       void this.onAssignment(event.payload.memberAssignment as Record<string, number[]>);
     });
@@ -129,6 +139,7 @@ export class GroupConsumer {
   }
 
   async start(): Promise<void> {
+    this.aliveAt = Date.now();
     await this.consumer.connect();
     for (const topic of this.options.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
     await this.consumer.run({
@@ -229,6 +240,7 @@ export class GroupConsumer {
           this.options.db,
           { groupId: this.options.groupId, topic, partition },
           this.options.hostId,
+          this.options.log,
         );
         // Read after the lease is ours: no earlier owner can commit past what it handled any more, so every
         // record below this offset is done and none above it can be skipped.
@@ -486,6 +498,18 @@ export class GroupConsumer {
         ),
       ),
     );
+    const silentFor = now - this.aliveAt;
+    if (silentFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
+      // After broker failovers a kafkajs consumer was seen neither fetching nor heartbeating, without a crash:
+      // its partitions lagged for minutes while it still counted them as its own (tulios/kafkajs#659).
+      this.stats.silentRestarts++;
+      this.options.log.warn(
+        { groupId: this.options.groupId, silentForMs: silentFor },
+        "no heartbeat for two session timeouts; making the consumer again",
+      );
+      void this.restart();
+      return;
+    }
     const stuckFor = Math.max(0, ...[...this.owned.values()].map((o) => now - (o.commitFailingSince ?? now)));
     if (stuckFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
       this.stats.stuckRestarts++;
