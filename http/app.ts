@@ -9,6 +9,7 @@ import type { Logger, Readiness } from "../runtime/index.ts";
 import type { RouteDeps } from "./deps.ts";
 import { errorHandling, HttpError } from "./errors.ts";
 import { healthRoutes, type Probe, readinessRoutes } from "./health.ts";
+import { storableInput } from "./input.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { paymentRoutes } from "./routes/payments.ts";
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps) {
     serve: { maxRequestBodySize: SERVER_BODY_LIMIT },
   })
     .use(errorHandling(deps.log))
+    .use(storableInput())
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > MAX_BODY_BYTES) {

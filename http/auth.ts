@@ -29,6 +29,8 @@ export function createTokens(secret: string, ttlSeconds: number): Tokens {
   return {
     sign: (principal) => j.sign({ sub: principal.sub, role: principal.role }),
     async verify(token) {
+      // Only HS256: the plugin's verify takes any HMAC algorithm the secret can key (HS384, HS512 too).
+      if (!isHs256(token)) return undefined;
       const claims = (await j.verify(token).catch(() => false)) as { sub?: unknown; role?: unknown } | false;
       if (!claims || typeof claims.sub !== "string" || !/^[\w.@:-]{1,100}$/.test(claims.sub))
         return undefined;
@@ -36,6 +38,17 @@ export function createTokens(secret: string, ttlSeconds: number): Tokens {
       return { sub: claims.sub, role: claims.role as Role };
     },
   };
+}
+
+/** Whether the token's protected header names HS256 (and is a JWT at all). */
+function isHs256(token: string): boolean {
+  const [encoded] = token.split(".", 1);
+  try {
+    const header = JSON.parse(Buffer.from(encoded ?? "", "base64url").toString("utf8")) as { alg?: unknown };
+    return header.alg === "HS256";
+  } catch {
+    return false;
+  }
 }
 
 /** The bearer token of a request, or of a WebSocket's `?token=` (browsers cannot set headers on one). */

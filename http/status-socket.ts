@@ -17,12 +17,14 @@ import { type NatsConnection, type Subscription, statusSubject } from "../runtim
 import { authenticate, bearerOf, type Principal } from "./auth.ts";
 import type { RouteDeps } from "./deps.ts";
 import { HttpError } from "./errors.ts";
+import { ID_PATTERN } from "./routes/schemas.ts";
 
 const Subscribe = Type.Object(
   {
     type: Type.Union([Type.Literal("subscribe"), Type.Literal("unsubscribe")]),
-    bookingId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-    repairId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    // The HTTP routes' id rule: a NUL or a character outside it gets an error frame, not a broken subject.
+    bookingId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: ID_PATTERN })),
+    repairId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: ID_PATTERN })),
   },
   { additionalProperties: false },
 );

@@ -67,3 +67,4 @@ export { OffsetTracker } from "./offset-tracker.ts";
 export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
 export { defineReactor, type ReactorContext, type ReactorDefinition, type ReactorResult } from "./reactor.ts";
 export { openRedis, pingRedis, type Redis } from "./redis.ts";
+export { isStorableText, storableText } from "./storable-text.ts";

@@ -7,7 +7,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
-import { bookingTime, Id, IdParams, ListQuery, strict } from "./schemas.ts";
+import { bookingTime, Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 const CreateBooking = t.Object(
   {
@@ -86,7 +86,11 @@ export function bookingRoutes(deps: RouteDeps) {
             : typeof query.customerId === "string"
               ? query.customerId
               : undefined;
-        const list = await entities.listOf<BookingState>("booking", customerId, query.limit ?? 50);
+        const list = await entities.listOf<BookingState>(
+          "booking",
+          customerId,
+          pageSize(query.limit, 50, 200),
+        );
         return list.map(bookingView);
       },
       {

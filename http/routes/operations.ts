@@ -7,7 +7,7 @@ import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
 import { authentication, requireRole } from "../auth.ts";
 import type { RouteDeps } from "../deps.ts";
 import { unprocessable } from "../errors.ts";
-import { Id, strict } from "./schemas.ts";
+import { Id, Limit, pageSize, strict } from "./schemas.ts";
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -72,7 +72,7 @@ export function operationRoutes(deps: RouteDeps) {
           consumer: query.consumer,
           key: query.key,
           status: query.status,
-          limit: query.limit ?? 100,
+          limit: pageSize(query.limit, 100, 500),
         });
         return letters.map(({ value, sourceOffset, ...rest }) => ({
           ...rest,
@@ -86,7 +86,7 @@ export function operationRoutes(deps: RouteDeps) {
           key: t.Optional(t.String({ maxLength: 200 })),
           // (not t.UnionEnum: Elysia fills an optional UnionEnum in a query with its first value)
           status: t.Optional(t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed")])),
-          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })),
+          limit: Limit,
         }),
         detail: { summary: "Dead letters, oldest first (admin)", tags: ["operations"] },
       },

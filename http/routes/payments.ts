@@ -6,7 +6,7 @@ import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { idempotently } from "../idempotency.ts";
-import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
+import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 export function paymentRoutes(deps: RouteDeps) {
   const { entities, client, refs } = deps;
@@ -57,7 +57,7 @@ export function paymentRoutes(deps: RouteDeps) {
       "/invoices",
       async ({ principal, query }) => {
         const customerId = principal.role === "customer" ? principal.sub : query.customerId;
-        return entities.listOf<InvoiceState>("invoice", customerId, query.limit ?? 50);
+        return entities.listOf<InvoiceState>("invoice", customerId, pageSize(query.limit, 50, 200));
       },
       {
         query: ListQuery,

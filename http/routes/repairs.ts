@@ -8,7 +8,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
-import { Id, IdParams, ListQuery, strict } from "./schemas.ts";
+import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 const Stage = t.UnionEnum(["DIAGNOSING", "REPAIRING", "TESTING"]);
 
@@ -135,7 +135,7 @@ export function repairRoutes(deps: RouteDeps) {
       "/",
       async ({ principal, query }) => {
         const customerId = principal.role === "customer" ? principal.sub : query.customerId;
-        return entities.listOf<RepairState>("repair", customerId, query.limit ?? 50);
+        return entities.listOf<RepairState>("repair", customerId, pageSize(query.limit, 50, 200));
       },
       {
         query: ListQuery,

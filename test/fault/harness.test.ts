@@ -11,13 +11,10 @@ import { scenarios } from "../../faults/scenarios.ts";
 import { DEFAULT_TUNING } from "../../runtime/index.ts";
 
 /**
- * Every scenario but `brokers` and `deps`, which are not reliable yet (issue 8 stays open on both; figures in
- * docs/reliability.md): `brokers` — on this 2-core machine the 3-broker cluster's restarts starve the system for
- * minutes (0-0.3 requests/s after the heal); `deps` — in one of two fresh-clone runs, after the Postgres cut, a few
- * analytics and audit partitions of notification-events stopped being handled, silently (lag 60 for 180 s after
- * the load stopped). Both run with `npm run faults -- brokers deps`.
+ * Every scenario but `brokers`: its 3-broker cluster adds 4-8 minutes on this 2-core machine, and it is not
+ * reliable enough yet for the suite (docs/reliability.md has its runs). It runs with `npm run faults -- brokers`.
  */
-const SHORT_FORM = scenarios.filter((s) => s.name !== "brokers" && s.name !== "deps");
+const SHORT_FORM = scenarios.filter((s) => s.name !== "brokers");
 
 describe("fault harness (short form)", () => {
   for (const scenario of SHORT_FORM) {

@@ -1,0 +1,154 @@
+/**
+ * The edge refuses what the service cannot hold or mean, cleanly (issue 9, items 1-4 and 7): text Postgres
+ * cannot store, fractional page sizes, impossible dates, tokens signed with another algorithm. Each answers 422
+ * (or 401) with the error shape naming the field, never a 5xx, and leaves nothing behind.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
+import { listDeadLetters } from "../../runtime/index.ts";
+import { testConfig } from "../support.ts";
+import { type Json, openSocket, type Service, slotTime, startService } from "./fixtures.ts";
+
+let service: Service;
+let alice: string;
+let admin: string;
+let aliceBooking: string;
+const uid = () => Bun.randomUUIDv7().slice(-8);
+
+beforeAll(async () => {
+  service = await startService();
+  alice = await service.token("customer", `alice-${uid()}`);
+  admin = await service.token("admin", `ops-${uid()}`);
+  const booked = await service.call("POST", "/api/v1/bookings", {
+    token: alice,
+    body: { vehicleId: "car-a", serviceType: "INSPECTION", bookingDate: slotTime(24 * 40) },
+  });
+  expect(booked.status).toBe(201);
+  aliceBooking = booked.body.bookingId;
+}, 120_000);
+afterAll(() => service?.stop(), 60_000);
+
+function expect422(response: { status: number; body: Json }, field: string) {
+  expect({
+    status: response.status,
+    code: response.body?.error?.code,
+    field: response.body?.error?.field,
+  }).toEqual({
+    status: 422,
+    code: "invalid_request",
+    field,
+  });
+  expect(response.body.error.retryable).toBe(false);
+}
+
+describe("text the service cannot store", () => {
+  // Built at run time: "\u0000" and a lone "\ud800" as JSON escapes, as a client would send them.
+  const nul = "a\\u0000b";
+  const surrogate = "\\ud800";
+
+  test("a NUL or a lone surrogate in a booking's notes answers 422 naming the field; nothing is created or dead-lettered", async () => {
+    const before = (await listDeadLetters(service.system.routes.db, {})).length;
+    for (const bad of [nul, surrogate]) {
+      const response = await service.call("POST", "/api/v1/bookings", {
+        token: alice,
+        headers: { "content-type": "application/json" },
+        raw: `{"vehicleId":"car-b","serviceType":"INSPECTION","bookingDate":"${slotTime(24 * 41)}","notes":"${bad}"}`,
+      });
+      expect422(response, "/notes");
+    }
+    const mine = await service.call("GET", "/api/v1/bookings", { token: alice });
+    expect(mine.body.map((b: Json) => b.vehicleId)).not.toContain("car-b");
+    expect((await listDeadLetters(service.system.routes.db, {})).length).toBe(before);
+  });
+
+  test("the same in a cancellation's reason, a query value and an object key", async () => {
+    const cancel = await service.call("POST", `/api/v1/bookings/${aliceBooking}/cancel`, {
+      token: alice,
+      headers: { "content-type": "application/json" },
+      raw: `{"reason":"x${nul}y"}`,
+    });
+    expect422(cancel, "/reason");
+    const query = await service.call("GET", "/api/v1/ops/dead-letters?key=a%00b", { token: admin });
+    expect422(query, "/query/key");
+    const key = await service.call("POST", "/api/v1/bookings", {
+      token: alice,
+      headers: { "content-type": "application/json" },
+      raw: `{"vehicleId":"car-c","serviceType":"INSPECTION","bookingDate":"${slotTime(24 * 42)}","${surrogate}":1}`,
+    });
+    expect(key.status).toBe(422);
+    // The booking is still there and still confirmed: the refused cancel changed nothing.
+    const booking = await service.call("GET", `/api/v1/bookings/${aliceBooking}`, { token: alice });
+    expect(booking.body.status).toBe("CONFIRMED");
+  });
+
+  test("a WebSocket subscribe with a NUL in its id gets an invalid_request frame, and the socket goes on", async () => {
+    const socket = await openSocket(`${service.wsUrl}?token=${alice}`);
+    socket.send(`{"type":"subscribe","bookingId":"x${nul}"}`);
+    socket.send(`{"type":"subscribe","repairId":"${surrogate}"}`);
+    socket.send({ type: "subscribe", bookingId: aliceBooking });
+    await socket.waitFor((f) => f.type === "subscribed", "the good subscription after the bad ones");
+    const errors = socket.frames.filter((f) => f.type === "error");
+    expect(errors.map((e) => e.code)).toEqual(["invalid_request", "invalid_request"]);
+    socket.close();
+  });
+});
+
+describe("query values", () => {
+  test("limit must be a whole number in range on every list: 422 naming it", async () => {
+    const lists: [string, string][] = [
+      ["/api/v1/bookings", alice],
+      ["/api/v1/repairs", alice],
+      ["/api/v1/invoices", alice],
+      ["/api/v1/ops/dead-letters", admin],
+    ];
+    for (const [path, token] of lists) {
+      for (const bad of ["1.5", "0", "-3", "abc", "100000", "1e400"]) {
+        const response = await service.call("GET", `${path}?limit=${bad}`, { token });
+        expect422(response, "/limit");
+      }
+      expect((await service.call("GET", `${path}?limit=2`, { token })).status).toBe(200);
+    }
+  });
+});
+
+describe("dates", () => {
+  test("impossible calendar dates and 24:00 are refused, not moved to another day", async () => {
+    for (const bookingDate of [
+      "2027-02-30T09:00:00Z",
+      "2027-04-31T09:00:00Z",
+      "2027-06-31T09:00:00Z",
+      "2027-02-29T09:00:00Z", // 2027 is not a leap year
+      "2027-01-10T24:00:00Z",
+      "2027-01-10T09:60:00Z",
+      "2027-01-10T09:00:00+24:00",
+    ]) {
+      const response = await service.call("POST", "/api/v1/bookings", {
+        token: alice,
+        body: { vehicleId: "car-d", serviceType: "INSPECTION", bookingDate },
+      });
+      expect422(response, "/bookingDate");
+    }
+  });
+});
+
+describe("tokens", () => {
+  const secret = testConfig().auth.jwtSecret;
+  const signed = (alg: "HS256" | "HS384" | "HS512") => {
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const head = `${part({ alg, typ: "JWT" })}.${part({ sub: `mallory-${uid()}`, role: "admin", exp: Math.floor(Date.now() / 1000) + 600 })}`;
+    const hash = { HS256: "sha256", HS384: "sha384", HS512: "sha512" }[alg];
+    return `${head}.${createHmac(hash, secret).update(head).digest("base64url")}`;
+  };
+
+  test("only HS256 is accepted: HS384 and HS512 signed with the secret answer 401, on HTTP and on the WebSocket upgrade", async () => {
+    expect((await service.call("GET", "/api/v1/ops/dead-letters", { token: signed("HS256") })).status).toBe(
+      200,
+    );
+    for (const alg of ["HS384", "HS512"] as const) {
+      const response = await service.call("GET", "/api/v1/ops/dead-letters", { token: signed(alg) });
+      expect(response.status).toBe(401);
+      expect(response.body.error.code).toBe("unauthorized");
+      await expect(openSocket(`${service.wsUrl}?token=${signed(alg)}`)).rejects.toThrow();
+    }
+  });
+});
