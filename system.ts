@@ -2,6 +2,8 @@
  * The composition root: opens the connections the configuration names and wires them into the HTTP app.
  * `main.ts` runs it as a server; tests build it in process with their own configuration.
  */
+
+import { hostname } from "node:os";
 import { createDomain, type Domain, natsPrefixOf, refsIn, topicsIn } from "./actors/index.ts";
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
@@ -18,6 +20,7 @@ import {
   openRedis,
   pingNats,
   pingRedis,
+  sessionName,
 } from "./runtime/index.ts";
 import { createKafka, pingKafka } from "./topics/index.ts";
 
@@ -33,7 +36,14 @@ export interface System {
 }
 
 export function createSystem(config: Config, log: Logger): System {
-  const database = openDatabase(config.postgres.url, { connectTimeout: 2, max: config.postgres.poolSize });
+  // The host's id names its Postgres sessions: a host taking over one of its partitions can find (and end) a
+  // transaction it left stuck (runtime/fence.ts).
+  const hostId = `${hostname()}:${process.pid}:${Bun.randomUUIDv7().slice(-6)}`;
+  const database = openDatabase(config.postgres.url, {
+    connectTimeout: 2,
+    max: config.postgres.poolSize,
+    applicationName: sessionName(hostId),
+  });
   const redis = openRedis(config.redis.url);
   // ioredis reports connection trouble as events; /healthz reports it to people, so keep it at debug here.
   redis.on("error", (error) => log.debug({ err: error }, "redis connection error"));
@@ -100,6 +110,7 @@ export function createSystem(config: Config, log: Logger): System {
         log,
       });
       host = createHost({
+        hostId,
         kafka: createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log }),
         database,
         databaseUrl: config.postgres.url,

@@ -27,18 +27,27 @@ export interface PartitionLease {
 export type Tx = postgres.TransactionSql;
 
 /**
- * A lease update blocked this long is blocked by a transaction that is not ending: the previous owner's, frozen
- * or wedged mid-transaction (a SIGSTOPped host's open transaction held the row until the host woke, 15 s on;
- * Postgres' idle-in-transaction timeout does not end a session whose statement is still under way).
+ * A take waits this long for the lease row at a time (lock_timeout), and a previous owner's transaction open this
+ * long while the row is wanted counts as stuck: a SIGSTOPped host's transaction held the row until the host woke,
+ * 15 s on (its session `active`, waiting for the rest of a statement, where idle_in_transaction_session_timeout
+ * does not apply).
  */
 const BLOCKED_TAKE_MS = 2000;
+/** Waits of BLOCKED_TAKE_MS before a take gives up (and is retried by its caller, with backoff). */
+const TAKE_ATTEMPTS = 5;
+
+/** The application_name of a host's sessions (Postgres keeps 63 bytes): how a take finds a stuck owner's. */
+export function sessionName(hostId: string): string {
+  return `pitstop:${hostId}`.slice(0, 63);
+}
 
 /**
  * Takes the partition for `owner`: bumps its epoch. The update waits for the previous owner's turns in flight
- * (they hold the row with a share lock until they commit); if it is still blocked after BLOCKED_TAKE_MS, the
- * sessions blocking it are ended: the group gave the partition to us, so their transactions could only be fenced
- * (a group commit's other turns in them fail and are retried). Ending them needs the same role or
- * pg_signal_backend; without it the take waits as before.
+ * (they share-lock the row until they commit), BLOCKED_TAKE_MS at a time; each time it is still blocked, the
+ * previous owner's sessions whose transaction has been open longer than that are ended (the group gave the
+ * partition to us, so their transactions could only be fenced; a group commit's other turns in them are retried).
+ * Ending them needs the same role or pg_signal_backend; without it, or when the blocker is not the recorded owner,
+ * the take gives up after TAKE_ATTEMPTS waits and its caller tries again later.
  */
 export async function acquireLease(
   db: Db,
@@ -46,33 +55,40 @@ export async function acquireLease(
   owner: string,
   log?: Logger,
 ): Promise<PartitionLease> {
-  const session = await db.$client.reserve();
-  try {
-    const [me] = await session<{ pid: number }[]>`select pg_backend_pid() as pid`;
-    const update = session<{ epoch: string }[]>`
-      insert into partition_owner (group_id, topic, partition, epoch, owner)
-      values (${lease.groupId}, ${lease.topic}, ${lease.partition}, 1, ${owner})
-      on conflict (group_id, topic, partition) do update
-        set epoch = partition_owner.epoch + 1, owner = excluded.owner, updated_at = now(), released_at = null
-      returning epoch`;
-    for (;;) {
-      const done = await Promise.race([update, Bun.sleep(BLOCKED_TAKE_MS).then(() => undefined)]);
-      if (done) {
-        const [row] = done;
-        if (!row) throw new Error("acquireLease returned no row");
-        return { ...lease, epoch: Number(row.epoch) };
-      }
-      const ended = await db.$client<{ pid: number; application_name: string; ended: boolean }[]>`
-        select pid, application_name, pg_terminate_backend(pid) as ended
-        from pg_stat_activity where pid = any(pg_blocking_pids(${me?.pid ?? 0}))`.catch((error: unknown) => {
-        log?.warn({ err: error, ...lease }, "cannot end the sessions blocking a take; waiting");
-        return [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [row] = await db.$client.begin(async (tx) => {
+        await tx`select set_config('lock_timeout', ${`${BLOCKED_TAKE_MS}ms`}, true)`;
+        return tx<{ epoch: string }[]>`
+          insert into partition_owner (group_id, topic, partition, epoch, owner)
+          values (${lease.groupId}, ${lease.topic}, ${lease.partition}, 1, ${owner})
+          on conflict (group_id, topic, partition) do update
+            set epoch = partition_owner.epoch + 1, owner = excluded.owner, updated_at = now(), released_at = null
+          returning epoch`;
       });
-      if (ended.length > 0) log?.warn({ ...lease, ended }, "ended sessions blocking a take");
+      if (!row) throw new Error("acquireLease returned no row");
+      return { ...lease, epoch: Number(row.epoch) };
+    } catch (error) {
+      if ((error as { code?: string }).code !== "55P03" || attempt >= TAKE_ATTEMPTS) throw error;
+      await endStuckOwner(db, lease, log);
     }
-  } finally {
-    session.release();
   }
+}
+
+/** Ends the sessions of the partition's recorded owner that hold a transaction open past BLOCKED_TAKE_MS. */
+async function endStuckOwner(db: Db, lease: Omit<PartitionLease, "epoch">, log?: Logger): Promise<void> {
+  const ended = await db.$client<{ pid: number; ended: boolean }[]>`
+    select a.pid, pg_terminate_backend(a.pid) as ended
+    from partition_owner o
+    join pg_stat_activity a on a.application_name = left('pitstop:' || o.owner, 63)
+    where o.group_id = ${lease.groupId} and o.topic = ${lease.topic} and o.partition = ${lease.partition}
+      and a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
+      and a.xact_start < now() - make_interval(secs => ${BLOCKED_TAKE_MS / 1000})`.catch((error: unknown) => {
+    log?.warn({ err: error, ...lease }, "cannot end a stuck owner's sessions; the take waits");
+    return [];
+  });
+  if (ended.length > 0)
+    log?.warn({ ...lease, ended }, "ended a stuck previous owner's sessions to take a partition");
 }
 
 /** The current epoch of a partition, if anyone ever took it. */

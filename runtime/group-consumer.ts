@@ -62,6 +62,27 @@ interface Owned {
 
 const tp = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+/** A take slower than this is given up (and tried again while the partition stays assigned). */
+const TAKE_DEADLINE_MS = 30_000;
+
+/** A take finished after a rebalance moved its partition away: given back, not an error. */
+class NoLongerAssigned extends Error {
+  constructor(topic: string, partition: number) {
+    super(`${topic}/${partition} is no longer assigned to this member`);
+  }
+}
+
+/** `work`, or a rejection after `ms` (the work itself goes on; its late result is dropped). */
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export class GroupConsumer {
   private consumer: Consumer;
   private readonly owned = new Map<string, Owned>();
@@ -126,9 +147,11 @@ export class GroupConsumer {
     consumer.on(consumer.events.HEARTBEAT, alive);
     consumer.on(consumer.events.GROUP_JOIN, alive);
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      if (this.consumer !== consumer) return; // a replaced consumer's late word
       void this.onAssignment(event.payload.memberAssignment as Record<string, number[]>);
     });
     consumer.on(consumer.events.CRASH, (event) => {
+      if (this.consumer !== consumer) return;
       this.stats.crashes++;
       const { error, restart } = event.payload as { error: Error; restart: boolean };
       this.options.log.error({ err: error, groupId: this.options.groupId, restart }, "consumer crashed");
@@ -157,7 +180,12 @@ export class GroupConsumer {
       for (let attempt = 1; !this.stopping; attempt++) {
         await Bun.sleep(Math.min(30_000, 500 * 2 ** attempt));
         try {
-          await this.consumer.disconnect().catch(() => {});
+          // A stalled consumer's disconnect waits for its fetch loop, which may never end: bounded.
+          await withDeadline(
+            this.consumer.disconnect(),
+            this.options.sessionTimeoutMs,
+            "disconnecting",
+          ).catch(() => {});
           this.abandonAll();
           this.consumer = this.createConsumer();
           await this.start();
@@ -235,16 +263,37 @@ export class GroupConsumer {
     let opening = this.opening.get(id);
     if (!opening) {
       const generation = this.generation;
+      const { assigned, consumer } = this;
       opening = (async () => {
-        const lease = await acquireLease(
-          this.options.db,
-          { groupId: this.options.groupId, topic, partition },
-          this.options.hostId,
-          this.options.log,
+        const lease = await withDeadline(
+          acquireLease(
+            this.options.db,
+            { groupId: this.options.groupId, topic, partition },
+            this.options.hostId,
+            this.options.log,
+          ),
+          TAKE_DEADLINE_MS,
+          "taking the lease",
         );
         // Read after the lease is ours: no earlier owner can commit past what it handled any more, so every
         // record below this offset is done and none above it can be skipped.
-        const start = this.rereadFrom.get(id) ?? (await this.startOffset(topic, partition));
+        const start =
+          this.rereadFrom.get(id) ??
+          (await withDeadline(
+            this.startOffset(topic, partition),
+            TAKE_DEADLINE_MS,
+            "reading the start offset",
+          ));
+        if (
+          this.stopping ||
+          this.consumer !== consumer ||
+          (this.assigned !== assigned && !this.assigned.has(id))
+        ) {
+          // A rebalance (or a restart) moved the partition away while we were taking it: we hold its newest epoch
+          // and have fenced its new owner; give it back at once (the owner polls for that: onFenced).
+          await releaseLease(this.options.db, lease).catch(() => {});
+          throw new NoLongerAssigned(topic, partition);
+        }
         this.rereadFrom.delete(id);
         const owned: Owned = { lease, worker: this.createWorker(lease, start), committed: -1n, generation };
         this.owned.set(id, owned);
@@ -290,6 +339,9 @@ export class GroupConsumer {
             this.rereadFrom.set(id, from);
             this.seekBack(topic, partition, from);
           }
+          // Taken again now rather than on its next batch: a worker that had paused the partition (backpressure)
+          // would get none. The take seeks to the first unfinished record and resumes the partition.
+          this.takeWhileAssigned(topic, partition, this.assigned);
           this.options.log.error(
             { err: error, topic, partition, rereadFrom: from?.toString() },
             "partition worker failed; will re-read",
@@ -314,7 +366,7 @@ export class GroupConsumer {
     const everyMs = Math.max(100, Math.min(500, this.options.sessionTimeoutMs / 20));
     const poll = (): void => {
       const timer: Timer = setTimeout(async () => {
-        if (this.fencedUntilRejoin.get(id) !== timer) return; // a rebalance came first
+        if (this.stopping || this.fencedUntilRejoin.get(id) !== timer) return; // stopped, or a rebalance came first
         const mayRetake =
           Date.now() >= deadline || (await leaseReleased(this.options.db, lease).catch(() => false));
         if (this.fencedUntilRejoin.get(id) !== timer) return;
@@ -425,6 +477,7 @@ export class GroupConsumer {
     if (this.stopping || this.assigned !== assigned || this.owned.has(id) || this.fencedUntilRejoin.has(id))
       return;
     this.take(topic, partition).catch((error) => {
+      if (error instanceof NoLongerAssigned) return;
       this.stats.takeFailures++;
       const retryInMs = Math.min(10_000, 250 * 2 ** attempt);
       this.options.log.warn(
@@ -482,6 +535,18 @@ export class GroupConsumer {
    */
   async commit(): Promise<void> {
     const now = Date.now();
+    const silentFor = now - this.aliveAt;
+    if (silentFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
+      // After broker failovers a kafkajs consumer was seen neither fetching nor heartbeating, without a crash:
+      // its partitions lagged for minutes while it still counted them as its own (tulios/kafkajs#659).
+      this.stats.silentRestarts++;
+      this.options.log.warn(
+        { groupId: this.options.groupId, silentForMs: silentFor },
+        "no heartbeat for two session timeouts; making the consumer again",
+      );
+      void this.restart();
+      return;
+    }
     await Promise.all(
       [...this.owned.values()].map((owned) =>
         this.commitOne(owned).then(
@@ -498,18 +563,6 @@ export class GroupConsumer {
         ),
       ),
     );
-    const silentFor = now - this.aliveAt;
-    if (silentFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
-      // After broker failovers a kafkajs consumer was seen neither fetching nor heartbeating, without a crash:
-      // its partitions lagged for minutes while it still counted them as its own (tulios/kafkajs#659).
-      this.stats.silentRestarts++;
-      this.options.log.warn(
-        { groupId: this.options.groupId, silentForMs: silentFor },
-        "no heartbeat for two session timeouts; making the consumer again",
-      );
-      void this.restart();
-      return;
-    }
     const stuckFor = Math.max(0, ...[...this.owned.values()].map((o) => now - (o.commitFailingSince ?? now)));
     if (stuckFor > 2 * this.options.sessionTimeoutMs && !this.restarting && !this.stopping) {
       this.stats.stuckRestarts++;

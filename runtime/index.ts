@@ -50,6 +50,7 @@ export {
   statusSubject,
   subjectToken,
 } from "./fabric.ts";
+export { sessionName } from "./fence.ts";
 export { type GroupReadiness, type GroupSpec, groupReadiness, type Readiness } from "./group-readiness.ts";
 export {
   consumerGroupsOf,

@@ -128,8 +128,10 @@ export class OutboxRelay {
     }
   }
 
-  private sessionFailed(error: unknown): void {
+  /** A statement on `session` failed; `session` is the one it ran on (another may have replaced it since). */
+  private sessionFailed(error: unknown, session: postgres.Sql): void {
     this.stats.errors++;
+    if (session !== this.sql) return; // already replaced
     this.options.log.warn({ err: error }, "outbox relay error; retrying");
     this.failingSince ??= Date.now();
     // A session that does not answer at all is broken: replace it now. One that fails may be waiting for
@@ -143,6 +145,8 @@ export class OutboxRelay {
     this.sql = this.openSession();
     this.failingSince = undefined;
     this.stats.reopened++;
+    // The advisory lock (unsourced relay) went with the old session: take it again before publishing.
+    this.stats.leader = false;
     void old.end({ timeout: 0 }).catch(() => {});
     if (!this.options.leases) this.listen();
     this.options.log.warn({ leases: this.options.leases !== undefined }, "outbox session replaced");
@@ -183,6 +187,7 @@ export class OutboxRelay {
     const poll = this.options.pollIntervalMs ?? 50;
     const owned = this.options.leases !== undefined;
     while (this.running) {
+      const session = this.sql;
       try {
         if (!this.stats.leader) {
           // Publishing its own partitions needs no election; the relay of unsourced rows does.
@@ -203,7 +208,7 @@ export class OutboxRelay {
           }
         }
       } catch (error) {
-        this.sessionFailed(error);
+        this.sessionFailed(error, session);
         // A broken session lost the lock with it; take it again before publishing.
         this.stats.leader = false;
         await this.sleep(1000);
@@ -304,11 +309,12 @@ export class OutboxRelay {
       return;
     }
     const ids = list.map((r) => r.id);
+    const session = this.sql;
     try {
-      await this.bounded(this.sql`update outbox set published_at = now() where id in ${this.sql(ids)}`);
+      await this.bounded(session`update outbox set published_at = now() where id in ${session(ids)}`);
     } catch (error) {
       // Sent but not marked: the rows go out again (consumers dedupe by eventId).
-      this.sessionFailed(error);
+      this.sessionFailed(error, session);
       return;
     }
     this.failingSince = undefined;

@@ -14,6 +14,7 @@ const RETIRE_AFTER_MS = 30_000;
 export class ReplaceableProducer {
   private current: Promise<Producer> | undefined;
   private readonly retiring = new Set<Producer>();
+  private closed = false;
   readonly stats = { replaced: 0 };
 
   constructor(
@@ -23,6 +24,7 @@ export class ReplaceableProducer {
   ) {}
 
   async send(record: ProducerRecord): Promise<RecordMetadata[]> {
+    if (this.closed) throw new Error("the producer is closed");
     const connecting = this.current ?? this.connect();
     let producer: Producer;
     try {
@@ -40,6 +42,7 @@ export class ReplaceableProducer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const producer = await this.current?.catch(() => undefined);
     this.current = undefined;
     await Promise.all([producer, ...this.retiring].map((p) => p?.disconnect().catch(() => {})));
@@ -48,7 +51,13 @@ export class ReplaceableProducer {
 
   private connect(): Promise<Producer> {
     const producer = this.kafka.producer(this.config);
-    this.current = producer.connect().then(() => producer);
+    this.current = producer.connect().then(
+      () => producer,
+      async (error: unknown) => {
+        await producer.disconnect().catch(() => {}); // a half-made producer holds sockets and timers
+        throw error;
+      },
+    );
     return this.current;
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { acquireLease, checkLease } from "../../runtime/fence.ts";
+import { acquireLease, checkLease, sessionName } from "../../runtime/fence.ts";
 import { testLog, uniqueName } from "../support.ts";
 import { config, database } from "./fixtures.ts";
 
@@ -8,9 +8,13 @@ describe("taking a partition", () => {
   test("a previous owner's transaction that never ends (a frozen host mid-statement) does not hold the take up: its session is ended", async () => {
     const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
     const first = await acquireLease(database.db, lease, "frozen-host");
-    // The "frozen host": a session with no idle-in-transaction timeout whose turn holds the lease row (share
-    // lock, as every turn does) and never commits.
-    const zombie = postgres(config.postgres.url, { max: 1, onnotice: () => {} });
+    // The "frozen host", the partition's recorded owner: a session with no idle-in-transaction timeout whose turn
+    // holds the lease row (share lock, as every turn does) and never commits.
+    const zombie = postgres(config.postgres.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: sessionName("frozen-host") }, // as a host names its sessions
+    });
     try {
       const held = await zombie.reserve();
       await held`begin`;
