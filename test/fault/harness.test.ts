@@ -36,14 +36,13 @@ describe("fault harness (short form)", () => {
       expect(report.requests.ok).toBeGreaterThan(0);
       expect(report.requests.unknown).toBe(0);
       expect(report.healToCaughtUpMs).not.toBeNull();
-      // A lost host's partitions must serve again within the session timeout plus 5 s (issue 8's target; a session
-      // more for each other host lost meanwhile: what had moved to it waits for its own session to expire). On this
-      // loaded 2-core machine single losses took 10.3-17.5 s (docs/reliability.md): the target is not met every
-      // time yet, so the suite bounds it at the session plus 10 s and the issue stays open on it.
+      // A lost host's partitions serve again within the session timeout plus 5 s (issue 8's target), a session
+      // more for each other host lost meanwhile (what had moved to it waits for its own session to expire).
+      // Measured: single losses 9,972-13,595 ms in the long kill and freeze runs (docs/reliability.md).
       const session = DEFAULT_TUNING.sessionTimeoutMs;
-      for (const ms of report.takeoverMs) expect(ms).toBeLessThanOrEqual(session + 10_000);
+      for (const ms of report.takeoverMs) expect(ms).toBeLessThanOrEqual(session + 5_000);
       for (const o of report.overlappedTakeoverMs) {
-        expect(o.ms).toBeLessThanOrEqual((1 + o.otherHostsLost) * session + 10_000);
+        expect(o.ms).toBeLessThanOrEqual((1 + o.otherHostsLost) * session + 5_000);
       }
       for (const ms of report.restartServeMs) expect(ms).toBeLessThanOrEqual(10_000);
       expect(report.passed).toBe(true);
