@@ -24,7 +24,7 @@ export interface IdempotentRun {
   entityId: string;
   /** A stored answer to replay instead of running. */
   replay?: StoredAnswer;
-  /** Stores the answer (202s are not stored: a retry should look again). */
+  /** Stores the answer (202s and 5xx are not stored: a retry should look again). */
   finish(answer: StoredAnswer): Promise<void>;
 }
 
@@ -63,7 +63,9 @@ export async function beginIdempotent(
     entityId: uuidFrom("entity", principal.sub, route, key),
   };
   const finish = async (answer: StoredAnswer) => {
-    if (answer.status === 202) {
+    // Only final answers are kept: a 202 (still deciding) or a 5xx (a transient failure) is forgotten, so a retry
+    // with the key runs again (the actors decide by entity: it still acts once).
+    if (answer.status === 202 || answer.status >= 500) {
       await sql`delete from idempotent_request where principal = ${principal.sub} and key = ${key} and route = ${route}`;
       return;
     }
@@ -122,7 +124,14 @@ export async function idempotently(
     set.headers["idempotent-replayed"] = "true";
     return run.replay.body;
   }
-  const answer = await act(run);
+  let answer: StoredAnswer;
+  try {
+    answer = await act(run);
+  } catch (error) {
+    // Failed without an answer (a dependency away): nothing is kept, a retry with the key runs again.
+    await run.finish({ status: 500, body: null }).catch(() => {});
+    throw error;
+  }
   await run.finish(answer);
   set.status = answer.status;
   return answer.body;

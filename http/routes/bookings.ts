@@ -64,8 +64,9 @@ export function bookingRoutes(deps: RouteDeps) {
               { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
             );
             await remember(answer, id);
-            if (answer.status === 201 || answer.status === 202) set.headers.location = url(id);
-            return answer;
+            const final = asDecided(answer, url(id));
+            if (final.status === 201 || final.status === 202) set.headers.location = url(id);
+            return final;
           },
         );
       },
@@ -172,4 +173,39 @@ export function bookingRoutes(deps: RouteDeps) {
         detail: { summary: "Close a paid job (the car was collected)", tags: ["bookings"] },
       },
     );
+}
+
+/**
+ * A create's answer by what the booking is now: a copy of a create (a retry with its key) is answered with the
+ * booking as it stands, which may still be deciding or already refused. 201 means confirmed, 409 refused (the
+ * slot was full or never answered), 202 with the status URL still deciding — for the first answer and every
+ * replay of it (202 is never stored, so a later retry looks again).
+ */
+function asDecided<A extends { status: number; body: unknown; view?: unknown }>(
+  answer: A,
+  statusUrl: string,
+): A {
+  if (answer.status !== 201) return answer;
+  const booking = answer.view as BookingState | undefined;
+  if (!booking || booking.status === "PENDING") {
+    return {
+      ...answer,
+      status: 202,
+      body: { status: "accepted", message: "the booking is still waiting for its slot", statusUrl },
+    };
+  }
+  if (booking.status === "REJECTED") {
+    return {
+      ...answer,
+      status: 409,
+      body: {
+        error: {
+          code: "slot_full",
+          message: booking.reason ?? "the slot could not take this booking",
+          retryable: false,
+        },
+      },
+    };
+  }
+  return answer; // confirmed, or past it
 }
