@@ -32,7 +32,8 @@ export type Env = "development" | "test" | "production";
 
 export interface Config {
   env: Env;
-  http: { host: string; port: number };
+  /** shutdownGraceMs: on SIGTERM, how long requests in flight get to finish before connections are closed. */
+  http: { host: string; port: number; shutdownGraceMs: number };
   kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string };
   postgres: { url: string; poolSize: number };
   redis: { url: string };
@@ -171,7 +172,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   const config: Config = {
     env: mode,
-    http: { host: read("HOST") ?? "127.0.0.1", port: port("PORT", 3000) },
+    http: {
+      host: read("HOST") ?? "127.0.0.1",
+      port: port("PORT", 3000),
+      shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 120_000),
+    },
     kafka: {
       clusterSize,
       brokers: list(

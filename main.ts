@@ -1,7 +1,7 @@
 /**
  * Pitstop, all in one process: brings up its dependencies (see infra/), starts the actor host, then serves HTTP.
- * `npm start` runs this file. SIGTERM or SIGINT stops taking requests, drains the host's running turns and
- * commits their offsets, closes the connections, then exits.
+ * `npm start` runs this file. SIGTERM or SIGINT stops taking requests, answers those in flight (bounded by
+ * SHUTDOWN_GRACE_MS), drains the host's running turns and commits their offsets, closes the connections, exits.
  */
 import { ConfigError, loadConfig } from "./config.ts";
 import { ensureInfra, InfraError } from "./infra/index.ts";
@@ -44,8 +44,22 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "stopping");
-    await server?.stop(true); // true: open WebSockets are closed, not waited for
+    log.info({ signal, graceMs: config.http.shutdownGraceMs }, "stopping");
+    // Health says draining and new requests are refused (503, retryable) while those in flight are answered — the
+    // actor host still runs, so they get their real answers — for at most the grace; then what is left (open
+    // WebSockets, a slow request) is closed, and the host drains its turns.
+    system.drain();
+    if (server) {
+      let timer: Timer | undefined;
+      await Promise.race([
+        server.stop(false),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, config.http.shutdownGraceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      await server.stop(true);
+    }
     await system.close();
     process.exit(0);
   };

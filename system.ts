@@ -31,6 +31,8 @@ export interface System {
   domain(): Domain | undefined;
   /** Starts the actor host (consumer groups, outbox relay, timers). HTTP-only tests never call it. */
   startHost(): Promise<Host>;
+  /** Shutting down: health says draining and new requests are refused; requests in flight go on. */
+  drain(): void;
   /** Drains and stops the host (if started), then closes the connections. */
   close(): Promise<void>;
 }
@@ -92,7 +94,8 @@ export function createSystem(config: Config, log: Logger): System {
     await readinessAdmin.connect(); // idempotent; reconnects after an outage
     return groupReadiness(readinessAdmin, groups, config.service.readyMaxLag);
   };
-  const app = createApp({ probes, log, routes, readiness });
+  let draining = false;
+  const app = createApp({ probes, log, routes, readiness, draining: () => draining });
   let host: Host | undefined;
   let domain: Domain | undefined;
   return {
@@ -124,6 +127,9 @@ export function createSystem(config: Config, log: Logger): System {
       await host.start();
       if (config.run.reactors) for (const job of domain.jobs) job.start();
       return host;
+    },
+    drain() {
+      draining = true;
     },
     async close() {
       await host?.stop();

@@ -29,9 +29,12 @@ export interface AppDeps {
   routes?: RouteDeps;
   /** The consumer groups' readiness (`/readyz`), when the app knows them. */
   readiness?: () => Promise<Readiness>;
+  /** Whether the process is shutting down: health says so and new requests are refused (503, retryable). */
+  draining?: () => boolean;
 }
 
 export function createApp(deps: AppDeps) {
+  const draining = deps.draining ?? (() => false);
   // normalize: false -> unknown fields are refused (422) rather than silently dropped.
   const app = new Elysia({
     name: "pitstop",
@@ -41,6 +44,12 @@ export function createApp(deps: AppDeps) {
     .use(errorHandling(deps.log))
     .use(storableInput())
     .onRequest(({ request }) => {
+      if (draining() && new URL(request.url).pathname !== "/healthz") {
+        throw new HttpError(503, "draining", "this process is shutting down; retry (another one serves)", {
+          retryable: true,
+          headers: { "retry-after": "1", connection: "close" },
+        });
+      }
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > MAX_BODY_BYTES) {
         throw new HttpError(
@@ -67,7 +76,7 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .use(healthRoutes(deps.probes, deps.healthTimeoutMs))
+    .use(healthRoutes(deps.probes, deps.healthTimeoutMs, draining))
     .use(deps.readiness ? readinessRoutes(deps.readiness) : new Elysia({ name: "no-readiness" }));
   if (!deps.routes) return app;
   return app

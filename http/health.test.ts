@@ -13,11 +13,24 @@ async function healthz(overrides: Record<string, string> = {}) {
 }
 
 type HealthBody = {
-  status: "up" | "down";
+  status: "up" | "down" | "draining";
   dependencies: Record<string, { status: "up" | "down"; latencyMs: number; error?: string }>;
 };
 
 describe("GET /healthz", () => {
+  test("says draining (503) once the process is shutting down, and new requests are refused, retryable", async () => {
+    const system = createSystem(testConfig(), testLog);
+    systems.push(system);
+    system.drain();
+    const health = await system.app.handle(new Request("http://localhost/healthz"));
+    expect(health.status).toBe(503);
+    expect(((await health.json()) as HealthBody).status).toBe("draining");
+    const other = await system.app.handle(new Request("http://localhost/api/v1/bookings"));
+    expect(other.status).toBe(503);
+    expect(other.headers.get("retry-after")).toBe("1");
+    expect(await other.json()).toMatchObject({ error: { code: "draining", retryable: true } });
+  });
+
   test("answers 200 with Kafka, Postgres, Redis and NATS up, each with its latency", async () => {
     const { status, body } = await healthz();
     expect(status).toBe(200);

@@ -18,7 +18,8 @@ const DependencyStatus = t.Object({
 });
 
 export const HealthReport = t.Object({
-  status: t.Union([t.Literal("up"), t.Literal("down")]),
+  /** draining: the process is shutting down (SIGTERM); requests in flight finish, new ones go elsewhere. */
+  status: t.Union([t.Literal("up"), t.Literal("down"), t.Literal("draining")]),
   dependencies: t.Record(t.String(), DependencyStatus),
 });
 
@@ -103,11 +104,15 @@ export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 500
   );
 }
 
-export function healthRoutes(probes: Probe[], timeoutMs = 2000) {
+export function healthRoutes(probes: Probe[], timeoutMs = 2000, draining: () => boolean = () => false) {
   return new Elysia({ name: "health" }).get(
     "/healthz",
     async ({ set }) => {
       const report = await checkHealth(probes, timeoutMs);
+      if (draining()) {
+        set.status = 503;
+        return { ...report, status: "draining" as const };
+      }
       set.status = report.status === "up" ? 200 : 503;
       return report;
     },
