@@ -29,7 +29,7 @@ export function bookingRoutes(deps: RouteDeps) {
   return new Elysia({ prefix: "/api/v1/bookings", normalize: false })
     .use(authentication(deps.tokens))
     .post(
-      "/",
+      "",
       async ({ body, principal, headers, set }) => {
         requireRole(principal, "customer", "admin");
         let customerId = body.customerId;
@@ -79,7 +79,7 @@ export function bookingRoutes(deps: RouteDeps) {
       },
     )
     .get(
-      "/",
+      "",
       async ({ principal, query }) => {
         const customerId =
           principal.role === "customer"

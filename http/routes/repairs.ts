@@ -132,7 +132,7 @@ export function repairRoutes(deps: RouteDeps) {
       },
     )
     .get(
-      "/",
+      "",
       async ({ principal, query }) => {
         const customerId = principal.role === "customer" ? principal.sub : query.customerId;
         return entities.listOf<RepairState>("repair", customerId, pageSize(query.limit, 50, 200));
