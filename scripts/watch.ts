@@ -1,7 +1,7 @@
 /**
  * Watches bookings and repairs live over the WebSocket, printing each frame as one JSON line:
  *
- *   npm run -s watch -- --token "$CUSTOMER" --booking "$BOOKING_ID" [--repair "$REPAIR_ID"] [--url ws://127.0.0.1:3000/ws]
+ *   npm run -s watch -- --token "$CUSTOMER" --booking "$BOOKING_ID" [--repair "$REPAIR_ID"] [--port 3000 | --url ws://host:3000/ws]
  *
  * Runs until Ctrl-C.
  */
@@ -12,9 +12,12 @@ const { values } = parseArgs({
     token: { type: "string" },
     booking: { type: "string", multiple: true, default: [] },
     repair: { type: "string", multiple: true, default: [] },
-    url: { type: "string", default: `ws://127.0.0.1:${process.env.PORT ?? 3000}/ws` },
+    port: { type: "string" },
+    url: { type: "string" },
   },
 });
+// --url names the whole address; --port (or PORT) only the local port.
+values.url ??= `ws://127.0.0.1:${values.port ?? process.env.PORT ?? 3000}/ws`;
 if (!values.token || (values.booking.length === 0 && values.repair.length === 0)) {
   console.error("watch: give --token and at least one --booking or --repair");
   process.exit(1);

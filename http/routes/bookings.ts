@@ -64,7 +64,12 @@ export function bookingRoutes(deps: RouteDeps) {
               { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
             );
             await remember(answer, id);
-            const final = asDecided(answer, url(id));
+            const decided = asDecided(answer, url(id));
+            // Still deciding: the answer names the booking too, so a client can follow it.
+            const final =
+              decided.status === 202
+                ? { ...decided, body: { ...(decided.body as object), bookingId: id } }
+                : decided;
             if (final.status === 201 || final.status === 202) set.headers.location = url(id);
             return final;
           },
