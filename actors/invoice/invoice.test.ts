@@ -114,6 +114,25 @@ describe("invoice", () => {
     expect(failed.send?.map((s) => s.type)).toEqual(["PAYMENT_FAILED"]);
   });
 
+  test("a declined payment asked again with its key answers the decline again (402), not 'cannot be paid'; another key gets the conflict", async () => {
+    const fake = fakeGateway(["decline"]);
+    const actor = invoiceActor(refs, fake.gateway, { paymentAttempts: 3, paymentRetryMs: 0 });
+    const failed = await turn(actor, await openInvoice(actor), "PAY", {
+      cardToken: "tok_declined",
+      idempotencyKey: "k",
+    });
+    expect(failed.reply).toMatchObject({ accepted: false, code: "payment_declined" });
+    const retried = await turn(actor, failed.state, "PAY", {
+      cardToken: "tok_declined",
+      idempotencyKey: "k",
+    });
+    expect(retried.reply).toEqual(failed.reply);
+    expect(retried.state).toBe(failed.state); // nothing charged, nothing changed
+    const other = await turn(actor, failed.state, "PAY", { cardToken: "tok_visa", idempotencyKey: "k2" });
+    expect(other.reply).toMatchObject({ accepted: false, code: "conflict" });
+    expect(fake.calls).toHaveLength(1);
+  });
+
   test("compensation refunds a paid invoice through the gateway, and voids an unpaid one", async () => {
     const fake = fakeGateway(["approve"]);
     const actor = invoiceActor(refs, fake.gateway, { paymentAttempts: 3, paymentRetryMs: 0 });

@@ -41,6 +41,8 @@ export interface InvoiceState {
   chargeId: string | null;
   paymentAttempts: number;
   failureReason: string | null;
+  /** The Idempotency-Key of the payment that decided the invoice (a retry of it gets the same answer). */
+  paymentKey?: string | null;
   createdAt: string | null;
   paidAt: string | null;
   updatedAt: string | null;
@@ -170,10 +172,18 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
         case "PAY": {
           if (state.status === "PAID") return { state, reply: accept(state) }; // paid already: no second charge
           if (state.status === "NEW") return { state, reply: refuse("not_found", `no invoice ${ctx.key}`) };
+          const { cardToken, idempotencyKey } = message.payload;
+          if (
+            (state.status === "FAILED" || state.status === "VOID") &&
+            state.failureReason &&
+            state.paymentKey === idempotencyKey
+          ) {
+            // The declined payment asked again (its first answer lost): the decline stands, and says so.
+            return { state, reply: refuse("payment_declined", state.failureReason) };
+          }
           if (state.status !== "OPEN") {
             return { state, reply: refuse("conflict", `a ${state.status} invoice cannot be paid`) };
           }
-          const { cardToken, idempotencyKey } = message.payload;
           const outcome = await chargeWithRetries(cardToken, `${ctx.key}/${idempotencyKey}`);
           const attempts = state.paymentAttempts + outcome.calls;
           if (outcome.status === "approved") {
@@ -203,7 +213,12 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
             };
           }
           const s = next(
-            { status: "FAILED", failureReason: outcome.reason, paymentAttempts: attempts },
+            {
+              status: "FAILED",
+              failureReason: outcome.reason,
+              paymentAttempts: attempts,
+              paymentKey: idempotencyKey,
+            },
             refuse("payment_declined", outcome.reason),
           );
           return {
