@@ -8,6 +8,9 @@ import { ensureInfra, InfraError } from "./infra/index.ts";
 import { createLogger } from "./runtime/index.ts";
 import { createSystem } from "./system.ts";
 
+/** After SIGTERM, requests are still taken this long (see stop below). */
+const DRAIN_DELAY_MS = 1000;
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
@@ -45,10 +48,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal, graceMs: config.http.shutdownGraceMs }, "stopping");
-    // Health says draining and new requests are refused (503, retryable) while those in flight are answered — the
-    // actor host still runs, so they get their real answers — for at most the grace; then what is left (open
-    // WebSockets, a slow request) is closed, and the host drains its turns.
-    system.drain();
+    // Health says draining at once; requests sent just before the signal may not have been read yet, so they
+    // are still served for a moment (DRAIN_DELAY_MS). Then new requests are refused (503, retryable), the
+    // listener closes, and those in flight are answered — the actor host still runs, so with their real answers —
+    // for at most the grace; then what is left (open WebSockets, a slow request) is closed and the host drains.
+    system.shutdown("draining");
+    await Bun.sleep(Math.min(DRAIN_DELAY_MS, config.http.shutdownGraceMs));
+    system.shutdown("closing");
     if (server) {
       let timer: Timer | undefined;
       await Promise.race([

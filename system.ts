@@ -31,8 +31,11 @@ export interface System {
   domain(): Domain | undefined;
   /** Starts the actor host (consumer groups, outbox relay, timers). HTTP-only tests never call it. */
   startHost(): Promise<Host>;
-  /** Shutting down: health says draining and new requests are refused; requests in flight go on. */
-  drain(): void;
+  /**
+   * Shutting down: `draining` — health says so, requests are still served; `closing` — new requests are refused
+   * (503, retryable) while those in flight finish.
+   */
+  shutdown(phase: "draining" | "closing"): void;
   /** Drains and stops the host (if started), then closes the connections. */
   close(): Promise<void>;
 }
@@ -94,8 +97,8 @@ export function createSystem(config: Config, log: Logger): System {
     await readinessAdmin.connect(); // idempotent; reconnects after an outage
     return groupReadiness(readinessAdmin, groups, config.service.readyMaxLag);
   };
-  let draining = false;
-  const app = createApp({ probes, log, routes, readiness, draining: () => draining });
+  let phase: "running" | "draining" | "closing" = "running";
+  const app = createApp({ probes, log, routes, readiness, shutdown: () => phase });
   let host: Host | undefined;
   let domain: Domain | undefined;
   return {
@@ -128,8 +131,8 @@ export function createSystem(config: Config, log: Logger): System {
       if (config.run.reactors) for (const job of domain.jobs) job.start();
       return host;
     },
-    drain() {
-      draining = true;
+    shutdown(next) {
+      phase = next;
     },
     async close() {
       await host?.stop();

@@ -3,11 +3,13 @@
  * (`PITSTOP_RUN=actors,reactors`), in a namespace and a database of the run's own, reaching Postgres, Redis and
  * NATS through TCP proxies the harness can cut. Processes are killed, frozen and restarted for real.
  */
+
 import { mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { clusterBrokers } from "../config.ts";
 import { ensureDatabase, migrateDatabase } from "../db/index.ts";
+import { BUN_SERVE_FLAGS } from "../http/index.ts";
 import { startKafka } from "../infra/kafka-cluster.ts";
 import { createKafka, provisionTopics, topicCatalogue } from "../topics/index.ts";
 import { tcpProxy } from "./tcp-proxy.ts";
@@ -124,7 +126,7 @@ export class SystemUnderTest {
   private spawn(name: string, env: Record<string, string>): Proc {
     const logPath = join(this.options.logDir, `${name}.${++this.generation}.log`);
     const log = openSync(logPath, "a");
-    const child = Bun.spawn([process.execPath, join(ROOT, "main.ts")], {
+    const child = Bun.spawn([process.execPath, ...BUN_SERVE_FLAGS, join(ROOT, "main.ts")], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -20,6 +20,14 @@ import { statusSocket } from "./status-socket.ts";
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Bun's own limit, far above ours: beyond it Bun answers 413 itself (no body), without reading more. */
 const SERVER_BODY_LIMIT = 1024 * 1024;
+/** Request headers above this (a huge token, a cookie pile) are refused: 431 with a JSON reason. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * The flags `bun` serves with (`npm start`, and every process the tests and the fault harness spawn): Bun's own
+ * header limit (16 KiB by default, answered with an empty 431 before the app sees the request) raised far above
+ * ours, so the app refuses oversized headers itself, with the error shape. Beyond 256 KiB Bun still does.
+ */
+export const BUN_SERVE_FLAGS = ["--max-http-header-size=262144"];
 
 export interface AppDeps {
   probes: Probe[];
@@ -29,12 +37,16 @@ export interface AppDeps {
   routes?: RouteDeps;
   /** The consumer groups' readiness (`/readyz`), when the app knows them. */
   readiness?: () => Promise<Readiness>;
-  /** Whether the process is shutting down: health says so and new requests are refused (503, retryable). */
-  draining?: () => boolean;
+  /**
+   * Where the process is in its shutdown: `draining`, health says so and requests are still served (those sent
+   * just before the signal arrive now); `closing`, new requests are refused too (503, retryable).
+   */
+  shutdown?: () => "running" | "draining" | "closing";
 }
 
 export function createApp(deps: AppDeps) {
-  const draining = deps.draining ?? (() => false);
+  const phase = deps.shutdown ?? (() => "running" as const);
+  const draining = () => phase() !== "running";
   // normalize: false -> unknown fields are refused (422) rather than silently dropped.
   const app = new Elysia({
     name: "pitstop",
@@ -44,11 +56,22 @@ export function createApp(deps: AppDeps) {
     .use(errorHandling(deps.log))
     .use(storableInput())
     .onRequest(({ request }) => {
-      if (draining() && new URL(request.url).pathname !== "/healthz") {
+      if (phase() === "closing" && new URL(request.url).pathname !== "/healthz") {
         throw new HttpError(503, "draining", "this process is shutting down; retry (another one serves)", {
           retryable: true,
           headers: { "retry-after": "1", connection: "close" },
         });
+      }
+      let headerBytes = 0;
+      request.headers.forEach((value, name) => {
+        headerBytes += name.length + value.length + 4;
+      });
+      if (headerBytes > MAX_HEADER_BYTES) {
+        throw new HttpError(
+          431,
+          "headers_too_large",
+          `the request's headers are ${headerBytes} bytes; at most ${MAX_HEADER_BYTES} are accepted`,
+        );
       }
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > MAX_BODY_BYTES) {

@@ -21,10 +21,13 @@ describe("GET /healthz", () => {
   test("says draining (503) once the process is shutting down, and new requests are refused, retryable", async () => {
     const system = createSystem(testConfig(), testLog);
     systems.push(system);
-    system.drain();
+    system.shutdown("draining");
     const health = await system.app.handle(new Request("http://localhost/healthz"));
     expect(health.status).toBe(503);
     expect(((await health.json()) as HealthBody).status).toBe("draining");
+    // Draining: requests are still served (here: 401, the route ran); closing: refused before any route.
+    expect((await system.app.handle(new Request("http://localhost/api/v1/bookings"))).status).toBe(401);
+    system.shutdown("closing");
     const other = await system.app.handle(new Request("http://localhost/api/v1/bookings"));
     expect(other.status).toBe(503);
     expect(other.headers.get("retry-after")).toBe("1");

@@ -1,5 +1,5 @@
 /** The public door of `http/`. */
-export { type App, type AppDeps, createApp } from "./app.ts";
+export { type App, type AppDeps, BUN_SERVE_FLAGS, createApp } from "./app.ts";
 export { createTokens, type Principal, ROLES, type Role, type Tokens } from "./auth.ts";
 export type { RouteDeps } from "./deps.ts";
 export { createEntities, type Entities } from "./entities.ts";

@@ -1,7 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { DEV_JWT_SECRET } from "../../config.ts";
-import { createTokens } from "../../http/index.ts";
+import { BUN_SERVE_FLAGS, createTokens } from "../../http/index.ts";
 import { createKafka } from "../../topics/index.ts";
 import { closedPort, testConfig, waitFor } from "../support.ts";
 import { slotTime } from "./fixtures.ts";
@@ -24,7 +24,7 @@ afterAll(async () => {
 
 /** `bun main.ts` in this test's namespace, as `npm start` runs it; resolves once /healthz answers. */
 async function startProcess(port: number) {
-  const child = Bun.spawn([process.execPath, `${import.meta.dir}/../../main.ts`], {
+  const child = Bun.spawn([process.execPath, ...BUN_SERVE_FLAGS, `${import.meta.dir}/../../main.ts`], {
     env: {
       ...process.env,
       NODE_ENV: "test",

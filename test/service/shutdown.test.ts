@@ -4,7 +4,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { DEV_JWT_SECRET } from "../../config.ts";
-import { createTokens } from "../../http/index.ts";
+import { BUN_SERVE_FLAGS, createTokens } from "../../http/index.ts";
 import { createKafka } from "../../topics/index.ts";
 import { closedPort, testConfig, waitFor } from "../support.ts";
 import { slotTime } from "./fixtures.ts";
@@ -22,9 +22,9 @@ afterAll(async () => {
   await admin.disconnect();
 }, 60_000);
 
-test("SIGTERM with 20 bookings in flight: every one gets its real answer, then the process exits 0", async () => {
+test("the process as npm start runs it: a 100 KB token gets a JSON 431; SIGTERM with 20 bookings in flight: every one gets its real answer, then it exits 0", async () => {
   const port = await closedPort();
-  const child = Bun.spawn([process.execPath, `${import.meta.dir}/../../main.ts`], {
+  const child = Bun.spawn([process.execPath, ...BUN_SERVE_FLAGS, `${import.meta.dir}/../../main.ts`], {
     env: {
       ...process.env,
       NODE_ENV: "test",
@@ -70,6 +70,12 @@ test("SIGTERM with 20 bookings in flight: every one gets its real answer, then t
     );
   };
   expect(await book(0)).toBe(201); // warm: the pipeline is up
+  // Served as `npm start` serves it: a 100 KB token is refused with the error shape, not Bun's empty 431.
+  const huge = await fetch(`${base}/api/v1/bookings`, {
+    headers: { authorization: `Bearer ${"x".repeat(100_000)}` },
+  });
+  expect(huge.status).toBe(431);
+  expect(await huge.json()).toMatchObject({ error: { code: "headers_too_large", retryable: false } });
   const inFlight = Promise.all(Array.from({ length: 20 }, (_, i) => book(i + 1)));
   await Bun.sleep(30); // sent, not answered yet (a booking takes three turns and two hops)
   const stoppedAt = Date.now();
