@@ -6,7 +6,7 @@ describe("configuration", () => {
     const config = loadConfig({});
     expect(config).toEqual({
       env: "development",
-      http: { host: "127.0.0.1", port: 3000, shutdownGraceMs: 10_000 },
+      http: { host: "127.0.0.1", port: 3000, shutdownGraceMs: 10_000, rateLimitPerMinute: 1200 },
       kafka: { clusterSize: 1, brokers: ["127.0.0.1:9092"], clientId: "pitstop" },
       postgres: { url: "postgres://postgres@127.0.0.1:5432/pitstop", poolSize: 20 },
       redis: { url: "redis://127.0.0.1:6379/0" },

@@ -33,7 +33,7 @@ export type Env = "development" | "test" | "production";
 export interface Config {
   env: Env;
   /** shutdownGraceMs: on SIGTERM, how long requests in flight get to finish before connections are closed. */
-  http: { host: string; port: number; shutdownGraceMs: number };
+  http: { host: string; port: number; shutdownGraceMs: number; rateLimitPerMinute: number };
   kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string };
   postgres: { url: string; poolSize: number };
   redis: { url: string };
@@ -176,6 +176,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       host: read("HOST") ?? "127.0.0.1",
       port: port("PORT", 3000),
       shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 120_000),
+      rateLimitPerMinute: int("RATE_LIMIT_PER_MINUTE", 1200, 0, 100_000_000),
     },
     kafka: {
       clusterSize,

@@ -7,7 +7,14 @@ import { hostname } from "node:os";
 import { createDomain, type Domain, natsPrefixOf, refsIn, topicsIn } from "./actors/index.ts";
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
-import { createApp, createEntities, createTokens, type Probe, type RouteDeps } from "./http/index.ts";
+import {
+  createApp,
+  createEntities,
+  createTokens,
+  type Probe,
+  type RouteDeps,
+  rateLimiter,
+} from "./http/index.ts";
 import {
   consumerGroupsOf,
   createActorClient,
@@ -73,6 +80,7 @@ export function createSystem(config: Config, log: Logger): System {
   });
   const routes: RouteDeps = {
     tokens: createTokens(config.auth.jwtSecret, config.auth.tokenTtlSeconds),
+    limiter: rateLimiter(redis, config.http.rateLimitPerMinute, log),
     entities: createEntities(database.sql, redis, log),
     client,
     refs: refsIn(topicsIn(config.namespace)),

@@ -6,6 +6,7 @@
 import { jwt } from "@elysiajs/jwt";
 import { Elysia } from "elysia";
 import { forbidden, unauthorized } from "./errors.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 
 export const ROLES = ["customer", "technician", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -74,9 +75,14 @@ export function requireRole(principal: Principal, ...roles: Role[]): void {
   }
 }
 
-/** Elysia plugin: `principal` on every request of the routes that use it (401 without a valid token). */
-export function authentication(tokens: Tokens) {
-  return new Elysia({ name: "pitstop-auth" }).derive({ as: "scoped" }, async ({ headers }) => ({
-    principal: await authenticate(tokens, bearerOf(headers)),
-  }));
+/**
+ * Elysia plugin: `principal` on every request of the routes that use it (401 without a valid token), each
+ * request counted against the principal's budget (429 beyond it).
+ */
+export function authentication(tokens: Tokens, limiter?: RateLimiter) {
+  return new Elysia({ name: "pitstop-auth" }).derive({ as: "scoped" }, async ({ headers }) => {
+    const principal = await authenticate(tokens, bearerOf(headers));
+    await limiter?.take(principal.sub);
+    return { principal };
+  });
 }

@@ -5,9 +5,12 @@ import type { Db } from "../db/index.ts";
 import type { ActorClient, Logger, NatsConnection, Redis } from "../runtime/index.ts";
 import type { Tokens } from "./auth.ts";
 import type { Entities } from "./entities.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 
 export interface RouteDeps {
   tokens: Tokens;
+  /** Each principal's request budget (429 beyond it). */
+  limiter: RateLimiter;
   entities: Entities;
   client: ActorClient;
   refs: Refs;

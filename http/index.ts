@@ -4,3 +4,4 @@ export { createTokens, type Principal, ROLES, type Role, type Tokens } from "./a
 export type { RouteDeps } from "./deps.ts";
 export { createEntities, type Entities } from "./entities.ts";
 export { checkHealth, type HealthReport, type Probe } from "./health.ts";
+export { type RateLimiter, rateLimiter } from "./rate-limit.ts";

@@ -27,7 +27,7 @@ export function bookingRoutes(deps: RouteDeps) {
     if (answer.view) await entities.remember("booking", id, answer.view as BookingState);
   };
   return new Elysia({ prefix: "/api/v1/bookings", normalize: false })
-    .use(authentication(deps.tokens))
+    .use(authentication(deps.tokens, deps.limiter))
     .post(
       "",
       async ({ body, principal, headers, set }) => {

@@ -13,7 +13,7 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export function operationRoutes(deps: RouteDeps) {
   return new Elysia({ prefix: "/api/v1", normalize: false })
-    .use(authentication(deps.tokens))
+    .use(authentication(deps.tokens, deps.limiter))
     .get(
       "/analytics/daily",
       async ({ principal, query }) => {

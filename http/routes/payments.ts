@@ -11,7 +11,7 @@ import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 export function paymentRoutes(deps: RouteDeps) {
   const { entities, client, refs } = deps;
   return new Elysia({ prefix: "/api/v1", normalize: false })
-    .use(authentication(deps.tokens))
+    .use(authentication(deps.tokens, deps.limiter))
     .post(
       "/payments",
       async ({ principal, body, headers, set }) => {

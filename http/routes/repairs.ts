@@ -22,7 +22,7 @@ export function repairRoutes(deps: RouteDeps) {
     return technicianId ?? principal.sub;
   };
   return new Elysia({ prefix: "/api/v1/repairs", normalize: false })
-    .use(authentication(deps.tokens))
+    .use(authentication(deps.tokens, deps.limiter))
     .post(
       "/start",
       async ({ principal, body, headers, set }) => {

@@ -1,0 +1,31 @@
+/**
+ * Unrestricted resource consumption (OWASP API4, issue 9): each token has a request budget a minute, shared by
+ * every HTTP process through Redis; beyond it, 429 with Retry-After and the error shape. Other tokens go on.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { type Service, startService } from "./fixtures.ts";
+
+let service: Service;
+beforeAll(async () => {
+  service = await startService({ RATE_LIMIT_PER_MINUTE: "30" });
+}, 120_000);
+afterAll(() => service?.stop(), 60_000);
+
+test("a token past its 30 requests a minute gets 429 with Retry-After; another token is served", async () => {
+  const uid = Bun.randomUUIDv7().slice(-8);
+  const greedy = await service.token("customer", `greedy-${uid}`);
+  const other = await service.token("customer", `other-${uid}`);
+  // 70 requests: however a minute boundary splits them, one minute holds more than 30.
+  const answers = [];
+  for (let i = 0; i < 70; i++) answers.push(await service.call("GET", "/api/v1/bookings", { token: greedy }));
+  const limited = answers.filter((a) => a.status === 429);
+  expect(limited.length).toBeGreaterThan(0);
+  expect(answers.filter((a) => a.status === 200).length).toBeLessThanOrEqual(60);
+  for (const a of limited) {
+    expect(a.body.error).toMatchObject({ code: "rate_limited", retryable: true });
+    const retryAfter = Number(a.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+  }
+  expect((await service.call("GET", "/api/v1/bookings", { token: other })).status).toBe(200);
+});
