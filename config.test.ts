@@ -18,6 +18,7 @@ describe("configuration", () => {
       auth: { jwtSecret: DEV_JWT_SECRET, tokenTtlSeconds: 86_400 },
       service: {
         askTimeoutMs: 3000,
+        maxOpenBookings: 20,
         invoiceDueMs: 86_400_000,
         paymentAttempts: 3,
         paymentRetryMs: 1000,

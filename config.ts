@@ -48,6 +48,8 @@ export interface Config {
   auth: { jwtSecret: string; tokenTtlSeconds: number };
   service: {
     askTimeoutMs: number;
+    /** A customer's bookings not yet finished (pending, confirmed, in service, awaiting payment) at most; 0: no cap. */
+    maxOpenBookings: number;
     invoiceDueMs: number;
     paymentAttempts: number;
     paymentRetryMs: number;
@@ -216,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     service: {
       askTimeoutMs: int("ASK_TIMEOUT_MS", 3000, 0, 60_000),
+      maxOpenBookings: int("MAX_OPEN_BOOKINGS", 20, 0, 100_000),
       invoiceDueMs: int("INVOICE_DUE_MS", 86_400_000, 100, 90 * 86_400_000),
       paymentAttempts: int("PAYMENT_ATTEMPTS", 3, 1, 10),
       paymentRetryMs: int("PAYMENT_RETRY_MS", 1000, 0, 60_000),

@@ -89,6 +89,7 @@ export function createSystem(config: Config, log: Logger): System {
     redis,
     log,
     askTimeoutMs: config.service.askTimeoutMs,
+    maxOpenBookings: config.service.maxOpenBookings,
     nats: () => nats.get(),
     natsPrefix,
   };

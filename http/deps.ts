@@ -19,6 +19,8 @@ export interface RouteDeps {
   redis: Redis;
   log: Logger;
   askTimeoutMs: number;
+  /** A customer's open bookings at most (0: no cap). */
+  maxOpenBookings: number;
   /** NATS for WebSocket status (connected lazily). */
   nats(): Promise<NatsConnection>;
   natsPrefix: string;

@@ -37,6 +37,8 @@ export interface Entities {
   read<S extends Entity>(kind: EntityKind, id: string, principal: Principal): Promise<S>;
   /** Entities of a kind belonging to a customer, newest first. */
   listOf<S>(kind: EntityKind, customerId: string | undefined, limit: number): Promise<S[]>;
+  /** How many of the customer's bookings are not finished yet (pending, confirmed, in service, awaiting payment). */
+  openBookings(customerId: string): Promise<number>;
   /** Records a state an actor just answered with (read-your-writes for the next GET). */
   remember(kind: EntityKind, id: string, state: { version: number }): Promise<void>;
 }
@@ -66,6 +68,13 @@ export function createEntities(sql: postgres.Sql, redis: Redis, log: Logger): En
       if (!state || state.status === "NEW" || state.status === "NONE") throw notFound(what);
       if (principal.role === "customer" && state.customerId !== principal.sub) throw notFound(what);
       return state;
+    },
+    async openBookings(customerId) {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from actor_state
+        where kind = 'booking' and (state->>'customerId') = ${customerId}
+          and state->>'status' in ('PENDING', 'CONFIRMED', 'IN_SERVICE', 'AWAITING_PAYMENT')`;
+      return row?.n ?? 0;
     },
     async listOf<S>(kind: EntityKind, customerId: string | undefined, limit: number) {
       const rows = customerId

@@ -50,6 +50,23 @@ export function bookingRoutes(deps: RouteDeps) {
           body,
           set,
           async ({ messageId, entityId: id }) => {
+            // One account must not take every slot of a day (OWASP API4). Counted from the bookings' states, so
+            // creates of one customer racing each other may pass it together by a few: a bound, not a ledger.
+            if (
+              deps.maxOpenBookings > 0 &&
+              (await entities.openBookings(customerId)) >= deps.maxOpenBookings
+            ) {
+              return {
+                status: 409,
+                body: {
+                  error: {
+                    code: "too_many_open_bookings",
+                    message: `at most ${deps.maxOpenBookings} bookings may be open at once; finish or cancel one first`,
+                    retryable: false,
+                  },
+                },
+              };
+            }
             const answer = await command(
               client,
               refs.booking(id),
