@@ -182,17 +182,22 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     log("load stopped; waiting for zero lag and nothing in flight");
     let quiet = false;
     let last = "";
+    // Quiet twice in a row, a second apart: the lag and the outbox are read at slightly different moments, and a
+    // turn committing between the two reads can look like nothing in flight once (an event then published and
+    // handled after the read-back began).
+    let quietLooks = 0;
     while (Date.now() - quiesceStart < 180_000) {
       const [lag, flight] = await Promise.all([
         lagOf(kafka, sut.namespace).catch(() => ({ total: -1, behind: ["(lag unreadable)"] })),
         inFlight(sut.databaseUrl),
       ]);
       last = `lag ${lag.total} (${lag.behind.slice(0, 3).join("; ")}), outbox ${flight.outbox}, due timers ${flight.dueTimers}`;
-      if (lag.total === 0 && flight.outbox === 0 && flight.dueTimers === 0) {
+      quietLooks = lag.total === 0 && flight.outbox === 0 && flight.dueTimers === 0 ? quietLooks + 1 : 0;
+      if (quietLooks >= 2) {
         quiet = true;
         break;
       }
-      await Bun.sleep(500);
+      await Bun.sleep(quietLooks > 0 ? 1000 : 500);
     }
     if (!quiet) {
       log(`not quiet after 180 s: ${last}`);

@@ -28,13 +28,14 @@ export type Tx = postgres.TransactionSql;
 
 /**
  * A take waits this long for the lease row at a time (lock_timeout), and a previous owner's transaction open this
- * long while the row is wanted counts as stuck: a SIGSTOPped host's transaction held the row until the host woke,
+ * long while the row is wanted counts as stuck (its turns take milliseconds; at 2 s a frozen host's partitions
+ * were served again 15.3 s after the freeze, over the session timeout plus 5 s): a SIGSTOPped host's transaction held the row until the host woke,
  * 15 s on (its session `active`, waiting for the rest of a statement, where idle_in_transaction_session_timeout
  * does not apply).
  */
-const BLOCKED_TAKE_MS = 2000;
+const BLOCKED_TAKE_MS = 1000;
 /** Waits of BLOCKED_TAKE_MS before a take gives up (and is retried by its caller, with backoff). */
-const TAKE_ATTEMPTS = 5;
+const TAKE_ATTEMPTS = 10;
 
 /** The application_name of a host's sessions (Postgres keeps 63 bytes): how a take finds a stuck owner's. */
 export function sessionName(hostId: string): string {

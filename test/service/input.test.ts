@@ -5,7 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { listDeadLetters } from "../../runtime/index.ts";
+import { natsPrefixOf } from "../../actors/index.ts";
+import { acquireLease, releaseLease } from "../../runtime/fence.ts";
+import { listDeadLetters, partitionOf } from "../../runtime/index.ts";
 import { testConfig } from "../support.ts";
 import { type Json, openSocket, type Service, slotTime, startService } from "./fixtures.ts";
 
@@ -151,4 +153,46 @@ describe("tokens", () => {
       await expect(openSocket(`${service.wsUrl}?token=${signed(alg)}`)).rejects.toThrow();
     }
   });
+});
+
+describe("retried creates", () => {
+  test("a create retried with its key while the slot has not answered is 202 (still deciding), never 201; once confirmed, 201 for good", async () => {
+    const customer = await service.token("customer", `cust-${Bun.randomUUIDv7().slice(-8)}`);
+    const bookingDate = slotTime(24 + Math.floor(Math.random() * 7000));
+    // The slot does not answer for now: a stale member holds its partition's lease, so the slot's turns are fenced.
+    const { refs, db } = service.system.routes;
+    const slot = refs.slot(refs.slotKey("OIL_CHANGE", new Date(bookingDate)));
+    const lease = {
+      groupId: `${natsPrefixOf(service.namespace)}.actor.slot`,
+      topic: slot.mailbox,
+      partition: partitionOf(slot.key, 3),
+    };
+    const stale = await acquireLease(db, lease, "stale-member");
+    const key = `retry-${Bun.randomUUIDv7()}`;
+    const create = () =>
+      service.call("POST", "/api/v1/bookings", {
+        token: customer,
+        headers: { "idempotency-key": key },
+        body: { vehicleId: "car-retry", serviceType: "OIL_CHANGE", bookingDate },
+      });
+    // The first answer: the booking waits for its slot, the route for the booking, until the ask times out: 202.
+    expect((await create()).status).toBe(202);
+    const retried = await create(); // the actor answers at once with the booking as it stands: PENDING
+    expect(retried.status).toBe(202); // the booking is PENDING: not confirmed, so not 201
+    expect(retried.body.bookingId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(retried.body.statusUrl).toBe(`/api/v1/bookings/${retried.body.bookingId}`);
+
+    await releaseLease(db, stale); // the slot's owner takes its partition back and answers the HOLD
+    let answer = retried;
+    const deadline = Date.now() + 30_000;
+    while (answer.status !== 201 && Date.now() < deadline) {
+      await Bun.sleep(200);
+      answer = await create();
+    }
+    expect(answer.status).toBe(201);
+    expect(answer.body.status).toBe("CONFIRMED");
+    const replay = await create();
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  }, 90_000);
 });
