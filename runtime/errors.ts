@@ -92,8 +92,9 @@ export function classifyError(error: unknown): ErrorInfo {
         : typeof flagged.retriable === "boolean"
           ? flagged.retriable
           : typeof flagged.code === "string" && /^[0-9A-Z]{5}$/.test(flagged.code)
-            ? // connection, idle-in-transaction timeout, serialization/deadlock, resources, shutdown
-              /^(08|25P03|40|53|57P)/.test(flagged.code)
+            ? // connection, a transaction already failed by an earlier statement (25P02: seen when Postgres was
+              // cut mid-transaction), idle-in-transaction timeout, serialization/deadlock, resources, shutdown
+              /^(08|25P02|25P03|40|53|57P)/.test(flagged.code)
             : true;
     const code = codeOf(error);
     return {
