@@ -92,6 +92,15 @@ async function endStuckOwner(db: Db, lease: Omit<PartitionLease, "epoch">, log?:
     log?.warn({ ...lease, ended }, "ended a stuck previous owner's sessions to take a partition");
 }
 
+/** The partition_owner row of a partition. */
+function ownerRow(lease: Omit<PartitionLease, "epoch">) {
+  return and(
+    eq(schema.partitionOwner.groupId, lease.groupId),
+    eq(schema.partitionOwner.topic, lease.topic),
+    eq(schema.partitionOwner.partition, lease.partition),
+  );
+}
+
 /** The current epoch of a partition, if anyone ever took it. */
 export async function currentEpoch(
   db: Db,
@@ -100,13 +109,7 @@ export async function currentEpoch(
   const [row] = await db
     .select({ epoch: schema.partitionOwner.epoch })
     .from(schema.partitionOwner)
-    .where(
-      and(
-        eq(schema.partitionOwner.groupId, lease.groupId),
-        eq(schema.partitionOwner.topic, lease.topic),
-        eq(schema.partitionOwner.partition, lease.partition),
-      ),
-    );
+    .where(ownerRow(lease));
   return row?.epoch;
 }
 
@@ -119,14 +122,7 @@ export async function releaseLease(db: Db, lease: PartitionLease): Promise<boole
   const rows = await db
     .update(schema.partitionOwner)
     .set({ releasedAt: sql`now()` })
-    .where(
-      and(
-        eq(schema.partitionOwner.groupId, lease.groupId),
-        eq(schema.partitionOwner.topic, lease.topic),
-        eq(schema.partitionOwner.partition, lease.partition),
-        eq(schema.partitionOwner.epoch, lease.epoch),
-      ),
-    )
+    .where(and(ownerRow(lease), eq(schema.partitionOwner.epoch, lease.epoch)))
     .returning({ epoch: schema.partitionOwner.epoch });
   return rows.length > 0;
 }
@@ -136,13 +132,7 @@ export async function leaseReleased(db: Db, lease: Omit<PartitionLease, "epoch">
   const [row] = await db
     .select({ releasedAt: schema.partitionOwner.releasedAt })
     .from(schema.partitionOwner)
-    .where(
-      and(
-        eq(schema.partitionOwner.groupId, lease.groupId),
-        eq(schema.partitionOwner.topic, lease.topic),
-        eq(schema.partitionOwner.partition, lease.partition),
-      ),
-    );
+    .where(ownerRow(lease));
   return row?.releasedAt != null;
 }
 
