@@ -44,6 +44,12 @@ describe("configuration", () => {
     expect(() => loadConfig({ PITSTOP_RUN: "http,workers" })).toThrow("PITSTOP_RUN must list some of");
   });
 
+  test("PITSTOP_INSTANCE_ID names the host slot (none by default); a name Kafka and logs cannot carry is refused", () => {
+    expect(loadConfig({}).kafka.instanceId).toBeUndefined();
+    expect(loadConfig({ PITSTOP_INSTANCE_ID: "actors-2" }).kafka.instanceId).toBe("actors-2");
+    expect(() => loadConfig({ PITSTOP_INSTANCE_ID: "a b" })).toThrow("PITSTOP_INSTANCE_ID must be");
+  });
+
   test("production refuses the development JWT secret and a short one", () => {
     expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(
       "JWT_SECRET must be set in production (the development secret is refused)",

@@ -16,6 +16,7 @@
  * | LOG_LEVEL            | info (warn under test)                         | pino level                                |
  * | PITSTOP_RUN          | http,actors,reactors                           | what this process runs (scale by process) |
  * | PITSTOP_NAMESPACE    | (none)                                         | prefixes topics, groups and NATS subjects |
+ * | PITSTOP_INSTANCE_ID  | (none)                                         | this host slot's stable name: a restart serves at once |
  * | JWT_SECRET           | a dev secret, refused in production            | HS256 key of bearer tokens (>= 32 chars)  |
  * | TOKEN_TTL_SECONDS    | 86400                                          | lifetime of minted tokens                 |
  * | ASK_TIMEOUT_MS       | 3000                                           | HTTP waits this long for an actor's reply |
@@ -34,7 +35,12 @@ export interface Config {
   env: Env;
   /** shutdownGraceMs: on SIGTERM, how long requests in flight get to finish before connections are closed. */
   http: { host: string; port: number; shutdownGraceMs: number; rateLimitPerMinute: number };
-  kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string };
+  /**
+   * instanceId: the stable name of this process's slot (a pod's, a unit's), unique among live processes and the
+   * same across restarts; it joins the Kafka clientId, and a restarted host removes the group members its
+   * previous incarnation left instead of waiting out their sessions (HostOptions.instanceClientId).
+   */
+  kafka: { clusterSize: 1 | 3; brokers: string[]; clientId: string; instanceId?: string };
   postgres: { url: string; poolSize: number };
   redis: { url: string };
   nats: { servers: string[] };
@@ -137,6 +143,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     return items;
   };
 
+  const name = (key: string) => {
+    const raw = read(key);
+    if (raw === undefined || /^[A-Za-z0-9._-]{1,64}$/.test(raw)) return raw;
+    problems.push(`${key} must be 1-64 letters, digits, ".", "_" or "-" (got "${raw}")`);
+    return undefined;
+  };
+
   const int = (key: string, fallback: number, min: number, max: number) => {
     const raw = read(key);
     if (raw === undefined) return fallback;
@@ -189,6 +202,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         "host:port",
       ),
       clientId: read("KAFKA_CLIENT_ID") ?? "pitstop",
+      instanceId: name("PITSTOP_INSTANCE_ID"),
     },
     postgres: {
       url: mode === "test" && !read("DATABASE_URL") ? withDatabaseSuffix(databaseUrl) : databaseUrl,

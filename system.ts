@@ -124,9 +124,12 @@ export function createSystem(config: Config, log: Logger): System {
         settings: config.service,
         log,
       });
+      const { instanceId } = config.kafka;
+      const clientId = instanceId ? `${config.kafka.clientId}.${instanceId}` : config.kafka.clientId;
       host = createHost({
         hostId,
-        kafka: createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log }),
+        kafka: createKafka({ brokers: config.kafka.brokers, clientId, logger: log }),
+        instanceClientId: instanceId ? clientId : undefined,
         database,
         databaseUrl: config.postgres.url,
         log,

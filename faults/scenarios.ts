@@ -207,12 +207,15 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
           .filter((h) => !h.frozen) // a frozen victim once woken serves again too
           .map((h) => String(h.child.pid)),
       );
-    const seen = livePids(); // every host alive at some point of the window, restarted ones included
+    // Every host alive at some point of the window, restarted ones included; never the victim itself, which may
+    // still be listed just after its kill.
+    const seen = livePids();
+    seen.delete(String(victim.child.pid));
     let overlapped = 0; // how many of them were lost meanwhile
     let told = false;
     for (let i = 0; i < 600 && held.length > 0; i++) {
       const now = livePids();
-      for (const pid of now) seen.add(pid);
+      for (const pid of now) if (pid !== String(victim.child.pid)) seen.add(pid);
       overlapped = [...seen].filter((pid) => !now.has(pid)).length;
       const rows = await sql<
         { g: string; t: string; p: number; owner: string; epoch: string; was: string }[]

@@ -91,7 +91,12 @@ export class SystemUnderTest {
 
   /** Starts host `i` (again) and resolves once it serves. */
   async startHost(i: number): Promise<Proc> {
-    const host = this.spawn(`host-${i}`, { PITSTOP_RUN: "actors,reactors" });
+    // Each host slot keeps its name across restarts (as a StatefulSet's pods do): a restarted host removes the
+    // group members its killed incarnation left, instead of every group waiting out their sessions.
+    const host = this.spawn(`host-${i}`, {
+      PITSTOP_RUN: "actors,reactors",
+      PITSTOP_INSTANCE_ID: `host-${i}`,
+    });
     this.hosts[i] = host;
     await this.waitServing(host);
     return host;

@@ -48,6 +48,8 @@ export interface GroupConsumerOptions {
   heartbeatIntervalMs: number;
   /** kafkajs' retries inside the consumer before it crashes (a crash is then restarted by us, with backoff). */
   retry: { retries: number; initialRetryTime: number; maxRetryTime: number };
+  /** `kafka`'s clientId when it is this host's own across restarts (HostOptions.instanceClientId). */
+  instanceClientId?: string;
 }
 
 interface Owned {
@@ -58,6 +60,11 @@ interface Owned {
   commitFailingSince?: number;
   /** The group generation (our count of GROUP_JOINs) in which the lease was taken. */
   generation: number;
+}
+
+/** kafkajs' admin with the method patches/kafkajs+2.2.4.patch adds (a LeaveGroup on a member's behalf). */
+interface PatchedAdmin {
+  removeGroupMembers(request: { groupId: string; memberIds: string[] }): Promise<void>;
 }
 
 const tp = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -120,6 +127,8 @@ export class GroupConsumer {
     refetches: 0,
     /** Attempts to take a partition that failed (Postgres out of reach) and were tried again. */
     takeFailures: 0,
+    /** Members left in the group by this instance's previous incarnation, removed before joining. */
+    evictedMembers: 0,
   };
 
   constructor(private readonly options: GroupConsumerOptions) {
@@ -163,6 +172,7 @@ export class GroupConsumer {
 
   async start(): Promise<void> {
     this.aliveAt = Date.now();
+    await this.evictPreviousIncarnation();
     await this.consumer.connect();
     for (const topic of this.options.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
     await this.consumer.run({
@@ -172,6 +182,45 @@ export class GroupConsumer {
       eachBatch: (payload) => this.onBatch(payload),
     });
     this.commitTimer ??= setInterval(() => void this.commit(), this.options.commitIntervalMs);
+  }
+
+  /**
+   * Removes the group's members with this instance's clientId before joining: they are what its previous
+   * incarnation left (a SIGKILL does not leave the group), or this process's own consumer given up by a restart.
+   * Left in, every rebalance waits for them until their session times out — a restarted host would serve only a
+   * session after the crash, and the partitions they held would wait as long. Best effort and bounded: if it
+   * fails, the join waits for the sessions as it would have anyway.
+   */
+  private async evictPreviousIncarnation(): Promise<void> {
+    const clientId = this.options.instanceClientId;
+    if (!clientId) return;
+    try {
+      this.admin ??= this.options.kafka.admin();
+      const admin = this.admin as Admin & PatchedAdmin;
+      await withDeadline(
+        (async () => {
+          await admin.connect();
+          const { groups } = await admin.describeGroups([this.options.groupId]);
+          const memberIds = (groups[0]?.members ?? [])
+            .filter((m) => m.clientId === clientId)
+            .map((m) => m.memberId);
+          if (memberIds.length === 0) return;
+          await admin.removeGroupMembers({ groupId: this.options.groupId, memberIds });
+          this.stats.evictedMembers += memberIds.length;
+          this.options.log.info(
+            { groupId: this.options.groupId, memberIds },
+            "removed the group members of this instance's previous incarnation",
+          );
+        })(),
+        this.options.sessionTimeoutMs,
+        "removing the previous incarnation's members",
+      );
+    } catch (error) {
+      this.options.log.warn(
+        { err: error, groupId: this.options.groupId },
+        "could not remove the previous incarnation's members; the join waits for their sessions",
+      );
+    }
   }
 
   /** A consumer that crashed for good is made again with backoff; the host keeps running. */

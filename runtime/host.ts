@@ -47,6 +47,14 @@ export interface HostOptions {
    * of this host's own partitions are always published by it.
    */
   relay?: boolean;
+  /**
+   * `kafka`'s clientId, when it names this host's slot and stays the same across its restarts (like Kafka's
+   * group.instance.id: a StatefulSet pod's name, a systemd unit's). A starting host then removes the group members
+   * its previous incarnation left: after a crash they would stay until their session timed out, and every
+   * rebalance waits for them — the restarted host would serve only then. Two live hosts must never share it (each
+   * start would push the other out of its groups for a rebalance). Unset, nothing is removed.
+   */
+  instanceClientId?: string;
   tuning?: Partial<HostTuning>;
 }
 
@@ -169,6 +177,7 @@ export function createHost(options: HostOptions): Host {
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs: tuning.heartbeatIntervalMs,
     retry: tuning.consumerRetry,
+    instanceClientId: options.instanceClientId,
     // A partition taken may hold rows its lost owner did not publish: publish them now.
     taken: () => publisher.notify(),
   };

@@ -4,7 +4,7 @@
  * stats as one JSON line. SIGTERM stops it cleanly.
  */
 import { createHost, openNats } from "../../runtime/index.ts";
-import { testLog } from "../support.ts";
+import { testKafka, testLog } from "../support.ts";
 import { config, database, kafka, sequenceActor } from "./fixtures.ts";
 
 const env = (name: string) => {
@@ -13,11 +13,15 @@ const env = (name: string) => {
   return value;
 };
 
+// TEST_INSTANCE_ID: the host's stable name (HostOptions.instanceClientId), kept when it is started again.
+const instance = process.env.TEST_INSTANCE_ID;
+const clientId = instance ? `test.${instance}` : undefined;
 const nats = process.env.TEST_NATS ? await openNats(config.nats.servers) : undefined;
 const host = createHost({
   nats,
   natsPrefix: process.env.TEST_NATS,
-  kafka,
+  kafka: clientId ? testKafka(config, clientId) : kafka,
+  instanceClientId: clientId,
   database,
   databaseUrl: config.postgres.url,
   log: testLog,

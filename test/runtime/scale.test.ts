@@ -96,6 +96,42 @@ describe("hosts joining, leaving and pausing", () => {
     expect(bStats.consumers[`${groupPrefix}.actor.${kind}`]?.drainTimeouts).toBe(0);
   }, 180_000);
 
+  test("a host killed and started again under its instance id serves at once: the members its killed incarnation left are removed, not waited out", async () => {
+    const { mailbox } = await freshTopics("restart");
+    const kind = uniqueName("restart");
+    const groupPrefix = uniqueName("g");
+    const env = { TEST_MAILBOX: mailbox, TEST_KIND: kind, TEST_GROUP_PREFIX: groupPrefix };
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    const steady = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "steady" });
+    hosts.push(steady);
+    await steady.start();
+    const first = await spawnHost({ ...env, TEST_HOST_ID: "slot-1.a", TEST_INSTANCE_ID: "slot-1" });
+    await sendSteps(mailbox, keys, 5, () => ({ delayMs: 20 }));
+    await waitFor(async () => ((await first.stats()).actors[kind]?.turns ?? 0) > 0, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: "the first incarnation handling turns",
+    });
+
+    // SIGKILL: no LeaveGroup. Its members stay in the group for their session (6 s), and a join waits for them.
+    first.child.kill("SIGKILL");
+    await first.child.exited;
+    const restartedAt = Date.now();
+    const second = await spawnHost({ ...env, TEST_HOST_ID: "slot-1.b", TEST_INSTANCE_ID: "slot-1" });
+    const readyMs = Date.now() - restartedAt; // "ready": started, its group joined
+    await sendSteps(mailbox, keys, 5, () => ({ delayMs: 20 }), 6);
+    await waitFor(async () => (await applied(kind)) >= keys.length * 10, {
+      timeoutMs: 60_000,
+      what: "every step after the restart",
+    });
+    await expectExactlyOnceInOrder(kind, keys, 10);
+    const stats = (await second.stats()).consumers[`${groupPrefix}.actor.${kind}`];
+    console.log(`[restart] ready ${readyMs} ms after the kill; ${stats?.evictedMembers} member(s) removed`);
+    expect(stats?.evictedMembers).toBe(1);
+    // Waiting out the dead member's session would take the whole 6 s (the kill came just before the start).
+    expect(readyMs).toBeLessThan(4500);
+  }, 120_000);
+
   test("a host paused past its session (SIGSTOP) cannot commit stale work after another took over: its writes are fenced and counted", async () => {
     const { mailbox } = await freshTopics("zombie");
     const kind = uniqueName("zombie");
