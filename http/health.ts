@@ -4,6 +4,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { Readiness } from "../runtime/index.ts";
+import { documented } from "./routes/answers.ts";
 
 /** One dependency's check: resolves when it answers, throws (or times out) when it does not. */
 export interface Probe {
@@ -24,6 +25,26 @@ export const HealthReport = t.Object({
 });
 
 export type HealthReport = typeof HealthReport.static;
+
+const ReadinessAnswer = t.Object(
+  {
+    status: t.Union([t.Literal("ready"), t.Literal("not_ready")]),
+    reasons: t.Array(t.String()),
+    groups: t.Array(
+      t.Object({
+        groupId: t.String(),
+        state: t.String(),
+        members: t.Integer(),
+        partitions: t.Integer(),
+        unassigned: t.Array(t.String()),
+        lag: t.Integer(),
+        maxPartitionLag: t.Integer(),
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const readinessAnswers = documented({ 200: ReadinessAnswer, 503: ReadinessAnswer });
 
 export async function checkHealth(probes: Probe[], timeoutMs: number): Promise<HealthReport> {
   const entries = await Promise.all(
@@ -99,6 +120,7 @@ export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 500
         summary:
           "Whether every consumer group has members, every partition an owner, and lag is bounded; 503 otherwise",
         tags: ["ops"],
+        responses: readinessAnswers,
       },
     },
   );

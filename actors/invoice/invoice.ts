@@ -49,6 +49,14 @@ export interface InvoiceState {
   version: number;
 }
 
+/** An invoice as its customer sees it: without the key of the payment that decided it (the actor's own record). */
+export type InvoiceView = Omit<InvoiceState, "paymentKey">;
+
+export function invoiceView(state: InvoiceState): InvoiceView {
+  const { paymentKey: _key, ...view } = state;
+  return view;
+}
+
 export const invoiceMessages = {
   CREATE: Type.Object({
     bookingId: Type.String(),

@@ -57,6 +57,14 @@ export interface JobState {
   version: number;
 }
 
+/** A job as its customer sees it: without the invoice command it keeps to ask again (the saga's own record). */
+export type JobView = Omit<JobState, "invoicing">;
+
+export function jobView(state: JobState): JobView {
+  const { invoicing: _invoicing, ...view } = state;
+  return view;
+}
+
 export const jobMessages = {
   JOB_OPENED: Type.Object({ customerId: Type.String(), slotId: Type.String(), bookingDate: Type.String() }),
   JOB_CANCELLED: Type.Object({ reason: Type.String() }),

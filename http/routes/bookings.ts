@@ -7,6 +7,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
+import { AcceptedAnswer, answers, BookingAnswer } from "./answers.ts";
 import { bookingTime, Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 const CreateBooking = t.Object(
@@ -97,6 +98,7 @@ export function bookingRoutes(deps: RouteDeps) {
         detail: {
           summary: "Book a slot (201 confirmed, 409 slot full, 202 still deciding)",
           tags: ["bookings"],
+          responses: answers({ 201: BookingAnswer, 202: AcceptedAnswer }, [400, 409]),
         },
       },
     )
@@ -118,14 +120,25 @@ export function bookingRoutes(deps: RouteDeps) {
       },
       {
         query: ListQuery,
-        detail: { summary: "Your bookings (staff: all, or ?customerId=)", tags: ["bookings"] },
+        detail: {
+          summary: "Your bookings (staff: all, or ?customerId=)",
+          tags: ["bookings"],
+          responses: answers({ 200: t.Array(BookingAnswer) }),
+        },
       },
     )
     .get(
       "/:id",
       async ({ principal, params }) =>
         bookingView(await entities.read<BookingState>("booking", params.id, principal)),
-      { params: IdParams, detail: { summary: "One booking", tags: ["bookings"] } },
+      {
+        params: IdParams,
+        detail: {
+          summary: "One booking",
+          tags: ["bookings"],
+          responses: answers({ 200: BookingAnswer }, [404]),
+        },
+      },
     )
     .post(
       "/:id/reschedule",
@@ -147,7 +160,11 @@ export function bookingRoutes(deps: RouteDeps) {
       {
         params: IdParams,
         body: t.Object({ bookingDate: t.String({ minLength: 1, maxLength: 40 }) }, strict),
-        detail: { summary: "Move a confirmed booking to another time", tags: ["bookings"] },
+        detail: {
+          summary: "Move a confirmed booking to another time",
+          tags: ["bookings"],
+          responses: answers({ 200: BookingAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
+        },
       },
     )
     .post(
@@ -171,7 +188,11 @@ export function bookingRoutes(deps: RouteDeps) {
         body: t.Optional(
           t.Object({ reason: t.Optional(t.String({ minLength: 1, maxLength: 300 })) }, strict),
         ),
-        detail: { summary: "Cancel a booking before its repair starts (frees the slot)", tags: ["bookings"] },
+        detail: {
+          summary: "Cancel a booking before its repair starts (frees the slot)",
+          tags: ["bookings"],
+          responses: answers({ 200: BookingAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
+        },
       },
     )
     .post(
@@ -192,7 +213,11 @@ export function bookingRoutes(deps: RouteDeps) {
       },
       {
         params: IdParams,
-        detail: { summary: "Close a paid job (the car was collected)", tags: ["bookings"] },
+        detail: {
+          summary: "Close a paid job (the car was collected)",
+          tags: ["bookings"],
+          responses: answers({ 200: BookingAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
+        },
       },
     );
 }

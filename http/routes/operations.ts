@@ -7,6 +7,7 @@ import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
 import { authentication, requireRole } from "../auth.ts";
 import type { RouteDeps } from "../deps.ts";
 import { unprocessable } from "../errors.ts";
+import { answers, DailyAnswer, DeadLetterAnswer, PartAnswer, ReplayAnswer } from "./answers.ts";
 import { Id, Limit, pageSize, strict } from "./schemas.ts";
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -36,7 +37,11 @@ export function operationRoutes(deps: RouteDeps) {
       },
       {
         query: t.Object({ date: t.Optional(t.String({ maxLength: 10 })) }),
-        detail: { summary: "The day's bookings, revenue and notifications (admin)", tags: ["operations"] },
+        detail: {
+          summary: "The day's bookings, revenue and notifications (admin)",
+          tags: ["operations"],
+          responses: answers({ 200: DailyAnswer }),
+        },
       },
     )
     .get(
@@ -62,7 +67,13 @@ export function operationRoutes(deps: RouteDeps) {
           lowStock: r.low_stock,
         }));
       },
-      { detail: { summary: "Spare parts and their stock", tags: ["operations"] } },
+      {
+        detail: {
+          summary: "Spare parts and their stock",
+          tags: ["operations"],
+          responses: answers({ 200: t.Array(PartAnswer) }),
+        },
+      },
     )
     .get(
       "/ops/dead-letters",
@@ -88,7 +99,11 @@ export function operationRoutes(deps: RouteDeps) {
           status: t.Optional(t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed")])),
           limit: Limit,
         }),
-        detail: { summary: "Dead letters, oldest first (admin)", tags: ["operations"] },
+        detail: {
+          summary: "Dead letters, oldest first (admin)",
+          tags: ["operations"],
+          responses: answers({ 200: t.Array(DeadLetterAnswer) }),
+        },
       },
     )
     .post(
@@ -119,6 +134,7 @@ export function operationRoutes(deps: RouteDeps) {
         detail: {
           summary: "Replay dead letters by id, or a key's letters in order (admin)",
           tags: ["operations"],
+          responses: answers({ 200: ReplayAnswer }, [400]),
         },
       },
     );

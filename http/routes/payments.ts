@@ -1,11 +1,12 @@
 /** Invoices and payments: the seed's `POST /api/v1/payments`, reading invoices, and the job saga's history. */
 import { Elysia, t } from "elysia";
-import type { InvoiceState } from "../../actors/invoice/invoice.ts";
-import type { JobState } from "../../actors/job-saga/job-saga.ts";
+import { type InvoiceState, invoiceView } from "../../actors/invoice/invoice.ts";
+import { type JobState, jobView } from "../../actors/job-saga/job-saga.ts";
 import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { idempotently } from "../idempotency.ts";
+import { AcceptedAnswer, answers, InvoiceAnswer, JobAnswer } from "./answers.ts";
 import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 export function paymentRoutes(deps: RouteDeps) {
@@ -34,9 +35,9 @@ export function paymentRoutes(deps: RouteDeps) {
               { cardToken: body.cardToken, idempotencyKey: key ?? messageId },
               { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: `/api/v1/invoices/${invoice.invoiceId}` },
             );
-            if (answer.view)
-              await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);
-            return answer;
+            if (!answer.view) return answer;
+            await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);
+            return { ...answer, body: invoiceView(answer.view as InvoiceState) };
           },
         );
       },
@@ -50,6 +51,7 @@ export function paymentRoutes(deps: RouteDeps) {
           description:
             "Test cards: tok_visa (approved), tok_declined, tok_insufficient_funds, tok_timeout, tok_flaky.",
           tags: ["payments"],
+          responses: answers({ 200: InvoiceAnswer, 202: AcceptedAnswer }, [400, 402, 404, 409]),
         },
       },
     )
@@ -57,29 +59,45 @@ export function paymentRoutes(deps: RouteDeps) {
       "/invoices",
       async ({ principal, query }) => {
         const customerId = principal.role === "customer" ? principal.sub : query.customerId;
-        return entities.listOf<InvoiceState>("invoice", customerId, pageSize(query.limit, 50, 200));
+        const list = await entities.listOf<InvoiceState>(
+          "invoice",
+          customerId,
+          pageSize(query.limit, 50, 200),
+        );
+        return list.map(invoiceView);
       },
       {
         query: ListQuery,
-        detail: { summary: "Your invoices (staff: all, or ?customerId=)", tags: ["payments"] },
+        detail: {
+          summary: "Your invoices (staff: all, or ?customerId=)",
+          tags: ["payments"],
+          responses: answers({ 200: t.Array(InvoiceAnswer) }),
+        },
       },
     )
     .get(
       "/invoices/:id",
-      async ({ principal, params }) => entities.read<InvoiceState>("invoice", params.id, principal),
+      async ({ principal, params }) =>
+        invoiceView(await entities.read<InvoiceState>("invoice", params.id, principal)),
       {
         params: IdParams,
-        detail: { summary: "One invoice", tags: ["payments"] },
+        detail: {
+          summary: "One invoice",
+          tags: ["payments"],
+          responses: answers({ 200: InvoiceAnswer }, [404]),
+        },
       },
     )
     .get(
       "/jobs/:id",
-      async ({ principal, params }) => entities.read<JobState>("job-saga", params.id, principal),
+      async ({ principal, params }) =>
+        jobView(await entities.read<JobState>("job-saga", params.id, principal)),
       {
         params: IdParams,
         detail: {
           summary: "The job saga of a booking, with its history (id: the booking id)",
           tags: ["jobs"],
+          responses: answers({ 200: JobAnswer }, [404]),
         },
       },
     );

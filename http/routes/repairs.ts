@@ -8,6 +8,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
+import { AcceptedAnswer, answers, RepairAnswer, RepairStatusAnswer } from "./answers.ts";
 import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
 const Stage = t.UnionEnum(["DIAGNOSING", "REPAIRING", "TESTING"]);
@@ -60,7 +61,11 @@ export function repairRoutes(deps: RouteDeps) {
           },
           strict,
         ),
-        detail: { summary: "Start the repair of a confirmed booking", tags: ["repairs"] },
+        detail: {
+          summary: "Start the repair of a confirmed booking",
+          tags: ["repairs"],
+          responses: answers({ 201: RepairAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
+        },
       },
     )
     .post(
@@ -84,6 +89,7 @@ export function repairRoutes(deps: RouteDeps) {
         detail: {
           summary: "Report progress: DIAGNOSING -> REPAIRING -> TESTING, with a percentage",
           tags: ["repairs"],
+          responses: answers({ 200: RepairAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
         },
       },
     )
@@ -128,6 +134,7 @@ export function repairRoutes(deps: RouteDeps) {
         detail: {
           summary: "Complete a repair (after TESTING) with the parts used and the labour",
           tags: ["repairs"],
+          responses: answers({ 200: RepairAnswer, 202: AcceptedAnswer }, [400, 404, 409]),
         },
       },
     )
@@ -139,7 +146,11 @@ export function repairRoutes(deps: RouteDeps) {
       },
       {
         query: ListQuery,
-        detail: { summary: "Your repairs (staff: all, or ?customerId=)", tags: ["repairs"] },
+        detail: {
+          summary: "Your repairs (staff: all, or ?customerId=)",
+          tags: ["repairs"],
+          responses: answers({ 200: t.Array(RepairAnswer) }),
+        },
       },
     )
     .get(
@@ -147,7 +158,11 @@ export function repairRoutes(deps: RouteDeps) {
       async ({ principal, params }) => entities.read<RepairState>("repair", params.id, principal),
       {
         params: IdParams,
-        detail: { summary: "One repair", tags: ["repairs"] },
+        detail: {
+          summary: "One repair",
+          tags: ["repairs"],
+          responses: answers({ 200: RepairAnswer }, [404]),
+        },
       },
     )
     .get(
@@ -161,6 +176,13 @@ export function repairRoutes(deps: RouteDeps) {
           updatedAt: repair.updatedAt,
         };
       },
-      { params: IdParams, detail: { summary: "A repair's stage and percentage", tags: ["repairs"] } },
+      {
+        params: IdParams,
+        detail: {
+          summary: "A repair's stage and percentage",
+          tags: ["repairs"],
+          responses: answers({ 200: RepairStatusAnswer }, [404]),
+        },
+      },
     );
 }

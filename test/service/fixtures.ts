@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { createSystem, type System } from "../../system.ts";
 import { createKafka, provisionTopics, topicCatalogue } from "../../topics/index.ts";
 import { testConfig, testLog, waitFor } from "../support.ts";
+import { answerChecker } from "./documented-answers.ts";
 
 /**
  * A JSON body or frame as a test reads it: whatever the server sent. Tests index into it freely and assert on
@@ -21,12 +22,14 @@ export interface Service {
   baseUrl: string;
   wsUrl: string;
   token(role: "customer" | "technician" | "admin", sub: string): Promise<string>;
-  /** JSON request through the real HTTP server. */
+  /** JSON request through the real HTTP server. Throws if the answer is not what its route documents. */
   call(
     method: string,
     path: string,
     options?: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string },
   ): Promise<{ status: number; body: Json; headers: Headers }>;
+  /** What is wrong with an answer against its route's documented ones (undefined: nothing). */
+  checkAnswer: ReturnType<typeof answerChecker>;
   stop(): Promise<void>;
 }
 
@@ -55,12 +58,14 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   const server = system.app.listen({ hostname: "127.0.0.1", port: 0 });
   const port = server.server?.port;
   const baseUrl = `http://127.0.0.1:${port}`;
+  const checkAnswer = answerChecker(system.app.routes);
   return {
     system,
     namespace,
     baseUrl,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     token: (role, sub) => system.routes.tokens.sign({ role, sub }),
+    checkAnswer,
     async call(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
       if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -75,6 +80,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       try {
         parsed = text ? JSON.parse(text) : undefined;
       } catch {}
+      const problem = checkAnswer(method, path, response.status, parsed);
+      if (problem) throw new Error(problem);
       return { status: response.status, body: parsed, headers: response.headers };
     },
     async stop() {

@@ -250,17 +250,21 @@ test(`${REQUESTS} generated requests from /docs/json: no 5xx, every refusal the 
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
     const what = `${op.method} ${path.slice(0, 120)} ${raw?.slice(0, 120) ?? ""} -> ${status} ${text.slice(0, 200)}`;
     if (status >= 500) failures.push(what);
-    else if (status >= 400) {
-      let body: Json;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        failures.push(`not JSON: ${what}`);
-        return;
-      }
-      if (typeof body?.error?.code !== "string" || typeof body?.error?.message !== "string")
-        failures.push(`not the error shape: ${what}`);
+    let body: Json;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      failures.push(`not JSON: ${what}`);
+      return;
     }
+    // Every answer, refusals included, is one its route documents, with the documented body.
+    const problem = service.checkAnswer(op.method, path, status, body);
+    if (problem) failures.push(`${problem} (request: ${what})`);
+    else if (
+      status >= 400 &&
+      (typeof body?.error?.code !== "string" || typeof body?.error?.message !== "string")
+    )
+      failures.push(`not the error shape: ${what}`);
   };
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
