@@ -32,9 +32,13 @@ export function createTokens(secret: string, ttlSeconds: number): Tokens {
     async verify(token) {
       // Only HS256: the plugin's verify takes any HMAC algorithm the secret can key (HS384, HS512 too).
       if (!isHs256(token)) return undefined;
-      const claims = (await j.verify(token).catch(() => false)) as { sub?: unknown; role?: unknown } | false;
+      const claims = (await j.verify(token).catch(() => false)) as
+        | { sub?: unknown; role?: unknown; exp?: unknown }
+        | false;
       if (!claims || typeof claims.sub !== "string" || !/^[\w.@:-]{1,100}$/.test(claims.sub))
         return undefined;
+      // The plugin checks exp only when there is one: a token without it, signed with the secret, would never expire.
+      if (typeof claims.exp !== "number") return undefined;
       if (!ROLES.includes(claims.role as Role)) return undefined;
       return { sub: claims.sub, role: claims.role as Role };
     },

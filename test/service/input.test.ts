@@ -135,12 +135,90 @@ describe("dates", () => {
 
 describe("tokens", () => {
   const secret = testConfig().auth.jwtSecret;
+  const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const now = () => Math.floor(Date.now() / 1000);
   const signed = (alg: "HS256" | "HS384" | "HS512") => {
-    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
     const head = `${part({ alg, typ: "JWT" })}.${part({ sub: `mallory-${uid()}`, role: "admin", exp: Math.floor(Date.now() / 1000) + 600 })}`;
     const hash = { HS256: "sha256", HS384: "sha384", HS512: "sha512" }[alg];
     return `${head}.${createHmac(hash, secret).update(head).digest("base64url")}`;
   };
+  /** A JWT of this header and payload, signed HS256 with `key` (the service's secret unless told). */
+  const jwtOf = (header: unknown, payload: unknown, key = secret) => {
+    const head = `${part(header)}.${part(payload)}`;
+    return `${head}.${createHmac("sha256", key).update(head).digest("base64url")}`;
+  };
+  const HS = { alg: "HS256", typ: "JWT" };
+  const claims = (extra: Record<string, unknown> = {}) => ({
+    sub: `mallory-${uid()}`,
+    role: "customer",
+    exp: now() + 600,
+    ...extra,
+  });
+
+  test("tampered, forged, expired and malformed tokens answer 401 with the error shape, on HTTP and the WebSocket upgrade", async () => {
+    const good = jwtOf(HS, claims());
+    const [goodHead, goodBody, goodSig] = good.split(".") as [string, string, string];
+    const other = jwtOf(HS, claims({ role: "admin" })).split(".");
+    const classes: Record<string, string> = {
+      "alg none, no signature": `${part({ alg: "none", typ: "JWT" })}.${goodBody}.`,
+      "alg none with the signature kept": `${part({ alg: "none" })}.${goodBody}.${goodSig}`,
+      "alg NONE": `${part({ alg: "NONE" })}.${goodBody}.`,
+      "alg hs256 (lower case)": jwtOf({ alg: "hs256" }, claims()),
+      "alg RS256 keyed with the secret": jwtOf({ alg: "RS256" }, claims()),
+      "no alg": jwtOf({ typ: "JWT" }, claims()),
+      "a critical header it does not know": jwtOf({ ...HS, crit: ["x-pitstop"], "x-pitstop": 1 }, claims()),
+      "signed with another secret": jwtOf(HS, claims(), `${secret}-not`),
+      "signed with an empty secret": jwtOf(HS, claims(), ""),
+      expired: jwtOf(HS, claims({ exp: now() - 60 })),
+      "not valid yet (nbf)": jwtOf(HS, claims({ nbf: now() + 3600 })),
+      "no exp (it would never expire)": jwtOf(HS, { sub: `mallory-${uid()}`, role: "customer" }),
+      "exp as a string": jwtOf(HS, claims({ exp: String(now() + 600) })),
+      "role changed after signing": `${goodHead}.${part(claims({ role: "admin" }))}.${goodSig}`,
+      "another token's signature": `${goodHead}.${goodBody}.${other[2]}`,
+      "signature cut short": good.slice(0, -2),
+      "signature empty": `${goodHead}.${goodBody}.`,
+      "signature in base64 with padding": `${goodHead}.${goodBody}.${Buffer.from(goodSig, "base64url").toString("base64")}`,
+      "an unknown role": jwtOf(HS, claims({ role: "root" })),
+      "no role": jwtOf(HS, { sub: `mallory-${uid()}`, exp: now() + 600 }),
+      "roles as a list": jwtOf(HS, claims({ role: ["admin"] })),
+      "no sub": jwtOf(HS, { role: "customer", exp: now() + 600 }),
+      "sub a number": jwtOf(HS, claims({ sub: 42 })),
+      "sub with a space": jwtOf(HS, claims({ sub: "a b" })),
+      "sub with a NUL": jwtOf(HS, claims({ sub: "a\u0000b" })),
+      "sub of 101 characters": jwtOf(HS, claims({ sub: "a".repeat(101) })),
+      "payload not JSON": `${goodHead}.${Buffer.from("{not json").toString("base64url")}.${goodSig}`,
+      "payload a JSON array": jwtOf(HS, ["customer"]),
+      "payload a JSON string": jwtOf(HS, "customer"),
+      "header not JSON": `${Buffer.from("{").toString("base64url")}.${goodBody}.${goodSig}`,
+      "two parts": `${goodHead}.${goodBody}`,
+      "four parts": `${good}.${goodSig}`,
+      "empty parts": "..",
+      "not base64url": `${goodHead}.${goodBody}!.${goodSig}`,
+      "a single word": "customer",
+    };
+    for (const [what, token] of Object.entries(classes)) {
+      const response = await service.call("GET", "/api/v1/bookings", { token });
+      expect({ what, status: response.status, code: response.body?.error?.code }).toEqual({
+        what,
+        status: 401,
+        code: "unauthorized",
+      });
+      await expect(openSocket(`${service.wsUrl}?token=${encodeURIComponent(token)}`)).rejects.toThrow();
+    }
+    // Headers that carry no bearer token at all.
+    for (const authorization of [
+      "Basic dXNlcjpwYXNz",
+      "Bearer",
+      "Bearer  ",
+      `Token ${good}`,
+      `Bearer ${good} ${good}`,
+    ]) {
+      const response = await service.call("GET", "/api/v1/bookings", { headers: { authorization } });
+      expect({ authorization, status: response.status }).toEqual({ authorization, status: 401 });
+    }
+    // The untampered one is served (the refusals above are about the tampering, not the route).
+    expect((await service.call("GET", "/api/v1/bookings", { token: good })).status).toBe(200);
+  });
 
   test("only HS256 is accepted: HS384 and HS512 signed with the secret answer 401, on HTTP and on the WebSocket upgrade", async () => {
     expect((await service.call("GET", "/api/v1/ops/dead-letters", { token: signed("HS256") })).status).toBe(
