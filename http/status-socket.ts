@@ -100,14 +100,25 @@ export function statusSocket(deps: RouteDeps) {
         });
       }
       const read = () => deps.entities.read(entity, id, connection.principal);
+      /** A refusal (not_found) as its frame; a failure (Postgres away) as a retryable one, never a thrown error. */
+      const failed = (error: unknown) =>
+        error instanceof HttpError
+          ? send({ type: "error", code: error.code, message: error.message, entity, id })
+          : send({
+              type: "error",
+              code: "unavailable",
+              message: "the entity cannot be read now; retry shortly",
+              retryable: true,
+              entity,
+              id,
+            });
       try {
         await read(); // may this principal see it? (someone else's id answers not_found)
       } catch (error) {
-        if (error instanceof HttpError)
-          return send({ type: "error", code: error.code, message: error.message, entity, id });
-        throw error;
+        return failed(error);
       }
-      if (!connection.subscriptions.has(subject)) {
+      const created = !connection.subscriptions.has(subject);
+      if (created) {
         let nc: NatsConnection;
         try {
           nc = await deps.nats();
@@ -128,7 +139,16 @@ export function statusSocket(deps: RouteDeps) {
         );
       }
       // Read the current state after subscribing, so no change between the two is missed.
-      const current = await read();
+      let current: unknown;
+      try {
+        current = await read();
+      } catch (error) {
+        if (created) {
+          connection.subscriptions.get(subject)?.unsubscribe();
+          connection.subscriptions.delete(subject);
+        }
+        return failed(error);
+      }
       if (connection.closed) {
         for (const subscription of connection.subscriptions.values()) subscription.unsubscribe();
         return;

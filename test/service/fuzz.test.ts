@@ -6,9 +6,12 @@
  * is the JSON error shape, and the service is healthy afterwards.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type Json, type Service, slotTime, startService } from "./fixtures.ts";
+import { waitFor } from "../support.ts";
+import { type Json, openSocket, type Service, slotTime, startService } from "./fixtures.ts";
 
 const REQUESTS = 10_000;
+/** One seed for the run (FUZZ_SEED tells a failing run again): printed by each test. */
+const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const CONCURRENCY = 16;
 
 let service: Service;
@@ -190,7 +193,7 @@ function operations(doc: Json): Operation[] {
 }
 
 test(`${REQUESTS} generated requests from /docs/json: no 5xx, every refusal the JSON error shape, healthy after`, async () => {
-  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
+  const seed = SEED;
   const r = random(seed);
   const doc = await service.call("GET", "/docs/json");
   expect(doc.status).toBe(200);
@@ -283,3 +286,116 @@ test(`${REQUESTS} generated requests from /docs/json: no 5xx, every refusal the 
   expect(failures.slice(0, 20)).toEqual([]);
   expect((await service.call("GET", "/healthz")).status).toBe(200);
 }, 600_000);
+
+const WS_MESSAGES = 2_000;
+
+/** A generated WebSocket message: mostly broken (types, ids, shapes, encodings), some valid. */
+function wsMessage(r: ReturnType<typeof random>, own: string, others: string): string | Uint8Array {
+  const shape = r.next();
+  if (shape < 0.1)
+    return r.pick([
+      "{",
+      "null",
+      "[]",
+      "1",
+      '"subscribe"',
+      "",
+      " ",
+      "\u0000",
+      "{}}",
+      "x".repeat(200_000),
+      '{"type":"subscribe","__proto__":{"bookingId":"x"}}',
+    ]);
+  if (shape < 0.13) return new Uint8Array([0, 255, 123, 34]);
+  const id = r.pick<unknown>([
+    own,
+    others,
+    `fz-${Math.floor(r.next() * 1e6)}`,
+    "",
+    "a\u0000b",
+    "\ud800",
+    "\udfff\ud800",
+    "😀",
+    "a b",
+    "../..",
+    "x".repeat(101),
+    42,
+    null,
+    true,
+    ["a"],
+    { $ne: null },
+  ]);
+  const message: Record<string, unknown> = {
+    type: r.pick<unknown>(["subscribe", "unsubscribe", "subscribe", "SUBSCRIBE", "", null, 1, undefined]),
+  };
+  const field = r.next();
+  if (field < 0.45) message.bookingId = id;
+  else if (field < 0.85) message.repairId = id;
+  else if (field < 0.92) {
+    message.bookingId = id;
+    message.repairId = id;
+  }
+  if (r.chance(0.05)) message.extra = r.pick<unknown>([1, "x", { nested: true }]);
+  return JSON.stringify(message);
+}
+
+test(`${WS_MESSAGES} generated WebSocket messages: each answered with one frame, never an internal error, the socket stays open`, async () => {
+  const seed = SEED;
+  const r = random(seed + 1);
+  const customer = tokens[0] as string;
+  const booked = await service.call("POST", "/api/v1/bookings", {
+    token: customer,
+    body: { vehicleId: "car-ws", serviceType: "OIL_CHANGE", bookingDate: slotTime(24 + (seed % 5000)) },
+  });
+  expect(booked.status).toBe(201);
+  const other = await service.call("POST", "/api/v1/bookings", {
+    token: await service.token("customer", `fuzz-other-${seed}`),
+    body: { vehicleId: "car-ws", serviceType: "OIL_CHANGE", bookingDate: slotTime(25 + (seed % 5000)) },
+  });
+  expect(other.status).toBe(201);
+  const sockets = await Promise.all(
+    Array.from({ length: 4 }, () => openSocket(`${service.wsUrl}?token=${customer}`)),
+  );
+  const answers = (frames: Json[]) => frames.filter((f) => f.type !== "status");
+  const sent = sockets.map(() => 0);
+  for (let i = 0; i < WS_MESSAGES; i++) {
+    const n = i % sockets.length;
+    sockets[n]?.send(wsMessage(r, booked.body.bookingId, other.body.bookingId));
+    sent[n] = (sent[n] ?? 0) + 1;
+    if (i % 100 === 99) await Bun.sleep(10); // let the gateway read (it answers each message on its own)
+  }
+  await waitFor(() => sockets.every((s, n) => answers(s.frames).length >= (sent[n] ?? 0)), {
+    timeoutMs: 60_000,
+    what: "an answer to every message",
+  });
+  const kinds = new Map<string, number>();
+  for (const [n, s] of sockets.entries()) {
+    const got = answers(s.frames);
+    expect(got.length).toBe(sent[n] ?? -1);
+    for (const frame of got) {
+      const kind = frame.type === "error" ? `error:${frame.code}` : String(frame.type);
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+  }
+  console.log(
+    `[ws fuzz] seed ${seed}: ${WS_MESSAGES} messages; answers ${[...kinds].map(([k, v]) => `${k}:${v}`).join(" ")}`,
+  );
+  // Someone else's booking is never shown: it is refused like a missing one.
+  for (const s of sockets) {
+    expect(s.frames.some((f) => f.id === other.body.bookingId && f.type === "subscribed")).toBe(false);
+  }
+  expect(
+    [...kinds.keys()].filter(
+      (k) => !["subscribed", "unsubscribed", "error:invalid_request", "error:not_found"].includes(k),
+    ),
+  ).toEqual([]);
+  // Every socket still works.
+  for (const s of sockets) {
+    s.send({ type: "subscribe", bookingId: booked.body.bookingId });
+    await s.waitFor(
+      (f) => f.type === "subscribed" && f.id === booked.body.bookingId,
+      "a valid subscribe after the fuzz",
+    );
+    s.close();
+  }
+}, 300_000);
