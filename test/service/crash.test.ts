@@ -1,55 +1,19 @@
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { DEV_JWT_SECRET } from "../../config.ts";
-import { BUN_SERVE_FLAGS, createTokens } from "../../http/index.ts";
-import { createKafka } from "../../topics/index.ts";
-import { closedPort, testConfig, waitFor } from "../support.ts";
+import { createTokens } from "../../http/index.ts";
+import { closedPort, waitFor } from "../support.ts";
 import { slotTime } from "./fixtures.ts";
+import { serviceProcesses } from "./service-process.ts";
 
-const namespace = `t${Bun.randomUUIDv7().replaceAll("-", "").slice(-10)}`;
-const config = testConfig({ PITSTOP_NAMESPACE: namespace });
-const sql = postgres(config.postgres.url, { max: 2, onnotice: () => {} });
-const children: ReturnType<typeof Bun.spawn>[] = [];
+const service = serviceProcesses();
+const { namespace } = service;
+const sql = postgres(service.config.postgres.url, { max: 2, onnotice: () => {} });
 
 afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  await sql`delete from outbox where published_at is null and topic like ${`${namespace}.%`}`;
+  await service.stop();
   await sql.end();
-  const admin = createKafka({ brokers: config.kafka.brokers, clientId: `${namespace}-cleanup` }).admin();
-  await admin.connect();
-  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
-  await admin.deleteTopics({ topics }).catch(() => {});
-  await admin.disconnect();
 }, 60_000);
-
-/** `bun main.ts` in this test's namespace, as `npm start` runs it; resolves once /healthz answers. */
-async function startProcess(port: number) {
-  const child = Bun.spawn([process.execPath, ...BUN_SERVE_FLAGS, `${import.meta.dir}/../../main.ts`], {
-    env: {
-      ...process.env,
-      NODE_ENV: "test",
-      PITSTOP_NAMESPACE: namespace,
-      PORT: String(port),
-      LOG_LEVEL: "error",
-    },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  children.push(child);
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    {
-      timeoutMs: 90_000,
-      intervalMs: 200,
-      what: "the service to answer /healthz",
-    },
-  );
-  return child;
-}
 
 test("the service SIGKILLed while bookings are in flight, restarted, clients retrying with their keys: each booking exactly once, every effect once", async () => {
   const port = await closedPort();
@@ -80,7 +44,7 @@ test("the service SIGKILLed while bookings are in flight, restarted, clients ret
       () => ({ status: 0, body: {} as { bookingId?: string; status?: string } }), // the connection died with the process
     );
 
-  const first = await startProcess(port);
+  const first = await service.start(port);
   // A warm-up booking first, so the 30 below find a warm pipeline and some are done when the process dies.
   const warm = await book({ ...(jobs[0] as (typeof jobs)[number]), key: "warm-up" });
   expect(warm.status).toBe(201);
@@ -95,7 +59,7 @@ test("the service SIGKILLed while bookings are in flight, restarted, clients ret
   );
   expect(interrupted).toBeGreaterThan(0); // the kill did cut requests off
 
-  await startProcess(port);
+  await service.start(port);
   // Clients retry what did not get a 201, with the same Idempotency-Key, until it does.
   const answers = [...beforeCrash];
   const keyed = [{ ...(jobs[0] as (typeof jobs)[number]), key: "warm-up" }, ...jobs.slice(1)];

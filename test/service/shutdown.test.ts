@@ -4,51 +4,19 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { DEV_JWT_SECRET } from "../../config.ts";
-import { BUN_SERVE_FLAGS, createTokens } from "../../http/index.ts";
-import { createKafka } from "../../topics/index.ts";
-import { closedPort, testConfig, waitFor } from "../support.ts";
+import { createTokens } from "../../http/index.ts";
+import { closedPort } from "../support.ts";
 import { slotTime } from "./fixtures.ts";
+import { serviceProcesses } from "./service-process.ts";
 
-const namespace = `t${Bun.randomUUIDv7().replaceAll("-", "").slice(-10)}`;
-const config = testConfig({ PITSTOP_NAMESPACE: namespace });
-const children: ReturnType<typeof Bun.spawn>[] = [];
-
-afterAll(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  const admin = createKafka({ brokers: config.kafka.brokers, clientId: `${namespace}-cleanup` }).admin();
-  await admin.connect();
-  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
-  await admin.deleteTopics({ topics }).catch(() => {});
-  await admin.disconnect();
-}, 60_000);
+const service = serviceProcesses();
+const { namespace } = service;
+afterAll(() => service.stop(), 60_000);
 
 test("the process as npm start runs it: a 100 KB token gets a JSON 431; SIGTERM with 20 bookings in flight: every one gets its real answer, then it exits 0", async () => {
   const port = await closedPort();
-  const child = Bun.spawn([process.execPath, ...BUN_SERVE_FLAGS, `${import.meta.dir}/../../main.ts`], {
-    env: {
-      ...process.env,
-      NODE_ENV: "test",
-      PITSTOP_NAMESPACE: namespace,
-      PORT: String(port),
-      LOG_LEVEL: "error",
-    },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  children.push(child);
+  const child = await service.start(port);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(
-    () =>
-      fetch(`${base}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    {
-      timeoutMs: 90_000,
-      intervalMs: 200,
-      what: "the service to answer /healthz",
-    },
-  );
   const tokens = createTokens(DEV_JWT_SECRET, 3600);
   const book = async (i: number) => {
     const token = await tokens.sign({ sub: `stop-${namespace}-${i}`, role: "customer" });
