@@ -48,6 +48,7 @@ describe("configuration", () => {
     expect(loadConfig({}).kafka.instanceId).toBeUndefined();
     expect(loadConfig({ PITSTOP_INSTANCE_ID: "actors-2" }).kafka.instanceId).toBe("actors-2");
     expect(() => loadConfig({ PITSTOP_INSTANCE_ID: "a b" })).toThrow("PITSTOP_INSTANCE_ID must be");
+    expect(() => loadConfig({ PITSTOP_INSTANCE_ID: "host.1" })).toThrow("PITSTOP_INSTANCE_ID must be");
   });
 
   test("production refuses the development JWT secret and a short one", () => {

@@ -145,8 +145,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   const name = (key: string) => {
     const raw = read(key);
-    if (raw === undefined || /^[A-Za-z0-9._-]{1,64}$/.test(raw)) return raw;
-    problems.push(`${key} must be 1-64 letters, digits, ".", "_" or "-" (got "${raw}")`);
+    // No ".": it joins the Kafka clientId after one, so that `<clientId>.<id>` names one instance only.
+    if (raw === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(raw)) return raw;
+    problems.push(`${key} must be 1-64 letters, digits, "_" or "-" (got "${raw}")`);
     return undefined;
   };
 

@@ -194,28 +194,47 @@ export class GroupConsumer {
   private async evictPreviousIncarnation(): Promise<void> {
     const clientId = this.options.instanceClientId;
     if (!clientId) return;
+    this.admin ??= this.options.kafka.admin();
+    const admin = this.admin as Admin & Partial<PatchedAdmin>;
+    if (typeof admin.removeGroupMembers !== "function") {
+      // patch-package did not run (an install without scripts): say so, or restarts are slow for no visible reason.
+      this.options.log.error(
+        { groupId: this.options.groupId },
+        "kafkajs is not patched (patches/kafkajs+2.2.4.patch): a restarted host waits out its previous members' sessions",
+      );
+      return;
+    }
+    const removeGroupMembers = admin.removeGroupMembers.bind(admin);
+    let late = false; // the bound below passed: a late removal is neither counted nor told
     try {
-      this.admin ??= this.options.kafka.admin();
-      const admin = this.admin as Admin & PatchedAdmin;
       await withDeadline(
         (async () => {
           await admin.connect();
           const { groups } = await admin.describeGroups([this.options.groupId]);
-          const memberIds = (groups[0]?.members ?? [])
-            .filter((m) => m.clientId === clientId)
-            .map((m) => m.memberId);
-          if (memberIds.length === 0) return;
-          await admin.removeGroupMembers({ groupId: this.options.groupId, memberIds });
-          this.stats.evictedMembers += memberIds.length;
-          this.options.log.info(
-            { groupId: this.options.groupId, memberIds },
-            "removed the group members of this instance's previous incarnation",
+          const members = (groups[0]?.members ?? []).filter((m) => m.clientId === clientId);
+          if (members.length === 0 || late) return;
+          await removeGroupMembers({
+            groupId: this.options.groupId,
+            memberIds: members.map((m) => m.memberId),
+          });
+          if (late) return;
+          this.stats.evictedMembers += members.length;
+          // Warn: it is routine after a crash, but if a live process shares the id (a misconfiguration), this line
+          // is where its members keep disappearing from.
+          this.options.log.warn(
+            {
+              groupId: this.options.groupId,
+              members: members.map((m) => ({ memberId: m.memberId, clientHost: m.clientHost })),
+            },
+            "removed group members with this instance's client id (its previous incarnation's)",
           );
         })(),
-        this.options.sessionTimeoutMs,
+        // Bounded well inside a session: on a Kafka that is slow to answer, the join should not wait on this.
+        Math.min(3000, this.options.sessionTimeoutMs / 2),
         "removing the previous incarnation's members",
       );
     } catch (error) {
+      late = true;
       this.options.log.warn(
         { err: error, groupId: this.options.groupId },
         "could not remove the previous incarnation's members; the join waits for their sessions",
