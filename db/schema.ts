@@ -163,6 +163,8 @@ export const actorTimer = pgTable(
   (t) => [
     primaryKey({ columns: [t.kind, t.actorKey, t.name] }),
     index("actor_timer_due_idx").on(t.kind, t.partition, t.fireAt),
+    // A host's one-read-per-tick question (timers.ts): which partitions have anything due at all.
+    index("actor_timer_fire_at_idx").on(t.fireAt),
   ],
 );
 

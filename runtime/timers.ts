@@ -91,8 +91,24 @@ export class TimerPoller {
 
   private async poll(): Promise<void> {
     const now = this.options.clock();
-    for (const { kind, leases } of this.options.owned()) {
+    const owned = this.options.owned().filter((o) => o.leases.length > 0);
+    if (owned.length === 0) return;
+    // One read for the whole host: which of its partitions have a timer due. Only those get a firing transaction
+    // (an idle host used to open one per owned partition of every kind, every tick).
+    let due: Set<string>;
+    try {
+      const rows = await this.options.sql<{ kind: string; partition: number }[]>`
+        select distinct kind, partition from actor_timer
+        where kind in ${this.options.sql(owned.map((o) => o.kind))} and fire_at <= ${now.toISOString()}`;
+      due = new Set(rows.map((r) => `${r.kind}\u0000${r.partition}`));
+    } catch (error) {
+      this.stats.errors++;
+      this.options.log.debug({ err: error }, "timer poll failed");
+      return;
+    }
+    for (const { kind, leases } of owned) {
       for (const lease of leases) {
+        if (!due.has(`${kind}\u0000${lease.partition}`)) continue;
         try {
           const fired = await fireDueTimers(this.options.sql, kind, lease, now);
           if (fired > 0) {

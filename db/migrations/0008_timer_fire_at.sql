@@ -1,0 +1,1 @@
+CREATE INDEX "actor_timer_fire_at_idx" ON "actor_timer" USING btree ("fire_at");
