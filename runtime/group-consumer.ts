@@ -144,7 +144,10 @@ export class GroupConsumer {
       // dispatched (turns drain after the join, not before), so a session timeout is plenty; longer only keeps a
       // dead member's partitions unserved: a host restarted after a SIGKILL waited 20 s with twice the drain.
       rebalanceTimeout: this.options.sessionTimeoutMs,
-      maxWaitTimeInMs: 100,
+      // How long the broker holds a fetch when nothing is there (it answers as soon as a record is): what an idle
+      // consumer costs (11 groups at 100 ms made 110 fetches a second) against how soon a pause, resume, seek or
+      // rebalance is acted on (after the fetch in flight returns).
+      maxWaitTimeInMs: 500,
       // Every crash comes to our restart(), which also drops the partitions' workers and actors: kafkajs
       // restarting itself would leave them behind.
       retry: { ...this.options.retry, restartOnFailure: async () => false },
