@@ -93,8 +93,9 @@ export function classifyError(error: unknown): ErrorInfo {
           ? flagged.retriable
           : typeof flagged.code === "string" && /^[0-9A-Z]{5}$/.test(flagged.code)
             ? // connection, a transaction already failed by an earlier statement (25P02: seen when Postgres was
-              // cut mid-transaction), idle-in-transaction timeout, serialization/deadlock, resources, shutdown
-              /^(08|25P02|25P03|40|53|57P)/.test(flagged.code)
+              // cut mid-transaction) or no longer there (25P01: its statements sent on a new session after its
+              // own was ended), idle-in-transaction timeout, serialization/deadlock, resources, shutdown
+              /^(08|25P0[123]|40|53|57P)/.test(flagged.code)
             : true;
     const code = codeOf(error);
     return {

@@ -27,15 +27,14 @@ export interface PartitionLease {
 export type Tx = postgres.TransactionSql;
 
 /**
- * A take waits this long for the lease row at a time (lock_timeout), and a previous owner's transaction open this
- * long while the row is wanted counts as stuck (its turns take milliseconds; at 2 s a frozen host's partitions
- * were served again 15.3 s after the freeze, over the session timeout plus 5 s): a SIGSTOPped host's transaction held the row until the host woke,
- * 15 s on (its session `active`, waiting for the rest of a statement, where idle_in_transaction_session_timeout
- * does not apply).
+ * How long a previous owner's transaction may hold the lease row while a take waits before it counts as stuck
+ * (its turns take milliseconds; at 2 s a frozen host's partitions were served again 15.3 s after the freeze, over
+ * the session timeout plus 5 s): a SIGSTOPped host's transaction held the row until the host woke, 15 s on (its
+ * session `active`, waiting for the rest of a statement, where idle_in_transaction_session_timeout does not apply).
  */
 const BLOCKED_TAKE_MS = 1000;
-/** Waits of BLOCKED_TAKE_MS before a take gives up (and is retried by its caller, with backoff). */
-const TAKE_ATTEMPTS = 10;
+/** A take waits at most this long for the row in all (then its caller tries again later, with backoff). */
+const TAKE_WAIT_MS = 10_000;
 
 /** The application_name of a host's sessions (Postgres keeps 63 bytes): how a take finds a stuck owner's. */
 export function sessionName(hostId: string): string {
@@ -44,11 +43,12 @@ export function sessionName(hostId: string): string {
 
 /**
  * Takes the partition for `owner`: bumps its epoch. The update waits for the previous owner's turns in flight
- * (they share-lock the row until they commit), BLOCKED_TAKE_MS at a time; each time it is still blocked, the
- * previous owner's sessions whose transaction has been open longer than that are ended (the group gave the
- * partition to us, so their transactions could only be fenced; a group commit's other turns in them are retried).
- * Ending them needs the same role or pg_signal_backend; without it, or when the blocker is not the recorded owner,
- * the take gives up after TAKE_ATTEMPTS waits and its caller tries again later.
+ * (they share-lock the row until they commit). Every BLOCKED_TAKE_MS that it is still waiting, the sessions that
+ * block it — and only those: Postgres' own pg_blocking_pids of the waiting session — are ended if they are the
+ * recorded owner's and their transaction has been open longer than that (the group gave the partition to us, so
+ * they could only be fenced; a group commit's other turns in them are retried). Never this host's own sessions: a
+ * take of a partition this host held (after its worker failed) waits for its own turns to end. Ending sessions needs
+ * the same role or pg_signal_backend; without it, the take gives up after TAKE_WAIT_MS and is tried again later.
  */
 export async function acquireLease(
   db: Db,
@@ -56,40 +56,58 @@ export async function acquireLease(
   owner: string,
   log?: Logger,
 ): Promise<PartitionLease> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const [row] = await db.$client.begin(async (tx) => {
-        await tx`select set_config('lock_timeout', ${`${BLOCKED_TAKE_MS}ms`}, true)`;
-        return tx<{ epoch: string }[]>`
-          insert into partition_owner (group_id, topic, partition, epoch, owner)
-          values (${lease.groupId}, ${lease.topic}, ${lease.partition}, 1, ${owner})
-          on conflict (group_id, topic, partition) do update
-            set epoch = partition_owner.epoch + 1, owner = excluded.owner, updated_at = now(), released_at = null
-          returning epoch`;
-      });
-      if (!row) throw new Error("acquireLease returned no row");
-      return { ...lease, epoch: Number(row.epoch) };
-    } catch (error) {
-      if ((error as { code?: string }).code !== "55P03" || attempt >= TAKE_ATTEMPTS) throw error;
-      await endStuckOwner(db, lease, log);
-    }
+  let waiter: number | undefined;
+  let checking = false;
+  const watch = setInterval(() => {
+    if (waiter === undefined || checking) return;
+    checking = true;
+    void endStuckBlockers(db, lease, waiter, owner, log).finally(() => {
+      checking = false;
+    });
+  }, BLOCKED_TAKE_MS);
+  try {
+    const [row] = await db.$client.begin(async (tx) => {
+      const [me] = await tx<{ pid: number }[]>`
+        select pg_backend_pid() as pid, set_config('lock_timeout', ${`${TAKE_WAIT_MS}ms`}, true)`;
+      waiter = me?.pid;
+      return tx<{ epoch: string }[]>`
+        insert into partition_owner (group_id, topic, partition, epoch, owner)
+        values (${lease.groupId}, ${lease.topic}, ${lease.partition}, 1, ${owner})
+        on conflict (group_id, topic, partition) do update
+          set epoch = partition_owner.epoch + 1, owner = excluded.owner, updated_at = now(), released_at = null
+        returning epoch`;
+    });
+    if (!row) throw new Error("acquireLease returned no row");
+    return { ...lease, epoch: Number(row.epoch) };
+  } finally {
+    clearInterval(watch);
   }
 }
 
-/** Ends the sessions of the partition's recorded owner that hold a transaction open past BLOCKED_TAKE_MS. */
-async function endStuckOwner(db: Db, lease: Omit<PartitionLease, "epoch">, log?: Logger): Promise<void> {
+/**
+ * Ends the sessions blocking the take's waiting session `waiter` that belong to the partition's recorded owner (if
+ * that is not the taker itself) and whose transaction has been open past BLOCKED_TAKE_MS.
+ */
+async function endStuckBlockers(
+  db: Db,
+  lease: Omit<PartitionLease, "epoch">,
+  waiter: number,
+  taker: string,
+  log?: Logger,
+): Promise<void> {
   const ended = await db.$client<{ pid: number; ended: boolean }[]>`
     select a.pid, pg_terminate_backend(a.pid) as ended
     from partition_owner o
     join pg_stat_activity a on a.application_name = left('pitstop:' || o.owner, 63)
     where o.group_id = ${lease.groupId} and o.topic = ${lease.topic} and o.partition = ${lease.partition}
-      and a.backend_type = 'client backend' and a.pid <> pg_backend_pid()
+      and o.owner <> ${taker}
+      and a.pid = any(pg_blocking_pids(${waiter}))
       and a.xact_start < now() - make_interval(secs => ${BLOCKED_TAKE_MS / 1000})`.catch((error: unknown) => {
     log?.warn({ err: error, ...lease }, "cannot end a stuck owner's sessions; the take waits");
     return [];
   });
   if (ended.length > 0)
-    log?.warn({ ...lease, ended }, "ended a stuck previous owner's sessions to take a partition");
+    log?.warn({ ...lease, ended }, "ended the stuck previous owner's sessions holding a partition's lease");
 }
 
 /** The partition_owner row of a partition. */

@@ -33,6 +33,63 @@ describe("taking a partition", () => {
     }
   }, 30_000);
 
+  test("only the sessions holding the partition are ended: the previous owner's other transactions live on", async () => {
+    const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
+    const first = await acquireLease(database.db, lease, "slow-host");
+    // Two sessions of the slow (live) previous owner: one holds this partition's lease row and does not finish,
+    // the other has a transaction open just as long for some other work (another partition's turns).
+    const host = postgres(config.postgres.url, {
+      max: 2,
+      onnotice: () => {},
+      connection: { application_name: sessionName("slow-host") },
+    });
+    try {
+      const holder = await host.reserve();
+      const bystander = await host.reserve();
+      await holder`begin`;
+      await checkLease(holder as unknown as postgres.TransactionSql, first);
+      await bystander`begin`;
+      await bystander`select 1`;
+      const taken = await acquireLease(database.db, lease, "live-host", testLog);
+      expect(taken.epoch).toBe(first.epoch + 1);
+      await expect(holder`select 1`).rejects.toThrow(); // ended
+      expect([...(await bystander`select 2 as two`)]).toEqual([{ two: 2 }]); // still in its transaction
+      await bystander`commit`;
+      holder.release();
+      bystander.release();
+    } finally {
+      await host.end({ timeout: 1 }).catch(() => {});
+    }
+  }, 30_000);
+
+  test("a host taking back a partition it held waits for its own turn there and never ends it", async () => {
+    const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
+    const first = await acquireLease(database.db, lease, "same-host");
+    const own = postgres(config.postgres.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: sessionName("same-host") },
+    });
+    try {
+      const held = await own.reserve();
+      await held`begin`;
+      await checkLease(held as unknown as postgres.TransactionSql, first);
+      let settled = false;
+      // Its worker failed and it takes the partition again while a turn of the old worker is still running.
+      const take = acquireLease(database.db, lease, "same-host", testLog).finally(() => {
+        settled = true;
+      });
+      await Bun.sleep(2500); // past two BLOCKED_TAKE_MS checks: a take that ended stuck owners would have by now
+      expect(settled).toBe(false);
+      expect([...(await held`select 1 as one`)]).toEqual([{ one: 1 }]);
+      await held`commit`;
+      expect((await take).epoch).toBe(first.epoch + 1);
+      held.release();
+    } finally {
+      await own.end({ timeout: 1 }).catch(() => {});
+    }
+  }, 30_000);
+
   test("a previous owner's turn that ends soon is waited for, not ended", async () => {
     const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
     const first = await acquireLease(database.db, lease, "slow-host");
