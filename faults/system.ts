@@ -39,6 +39,17 @@ export interface Proc {
   frozen: boolean;
 }
 
+/** Every process the harness started and has not seen exit: killed if the harness itself is stopped (Ctrl-C). */
+const spawned = new Set<Subprocess>();
+
+/** SIGKILLs (after a SIGCONT, for frozen ones) every process the harness started; for its SIGINT/SIGTERM. */
+export function killEverythingStarted(): void {
+  for (const child of spawned) {
+    child.kill("SIGCONT");
+    child.kill("SIGKILL");
+  }
+}
+
 export class SystemUnderTest {
   readonly namespace: string;
   readonly databaseUrl: string;
@@ -154,6 +165,8 @@ export class SystemUnderTest {
       stdout: log,
       stderr: log,
     });
+    spawned.add(child);
+    void child.exited.then(() => spawned.delete(child));
     return { name, logPath, child, startedAt: Date.now(), frozen: false };
   }
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { loadConfig } from "../config.ts";
 import { formatReport, runScenario } from "../faults/run.ts";
 import { scenarios } from "../faults/scenarios.ts";
+import { killEverythingStarted } from "../faults/system.ts";
 import { ensureServices, serviceSpecs } from "../infra/services.ts";
 
 const args = process.argv.slice(2);
@@ -23,6 +24,14 @@ if (unknown.length > 0) {
     `unknown scenario ${unknown.join(", ")}; the scenarios: ${scenarios.map((s) => s.name).join(", ")}`,
   );
   process.exit(2);
+}
+// Stopped by hand: take the run's processes down too, or they run on (a killed host holds nothing; a live one
+// would go on consuming the run's topics).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    killEverythingStarted();
+    process.exit(130);
+  });
 }
 const chosen = names.length ? scenarios.filter((s) => names.includes(s.name)) : scenarios;
 const config = loadConfig({ ...process.env, NODE_ENV: "development" });
