@@ -57,14 +57,16 @@ async function main(): Promise<void> {
     system.shutdown("closing");
     if (server) {
       let timer: Timer | undefined;
-      await Promise.race([
-        server.stop(false),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, config.http.shutdownGraceMs);
+      const finished = await Promise.race([
+        server.stop(false).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), config.http.shutdownGraceMs);
         }),
       ]);
       clearTimeout(timer);
-      await server.stop(true);
+      // Past the grace: close what is left. (Not after a graceful stop that finished: Elysia throws when asked to
+      // stop a server that is no longer running, and the host would not be drained.)
+      if (!finished) await server.stop(true).catch(() => {});
     }
     await system.close();
     process.exit(0);
