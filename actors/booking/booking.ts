@@ -20,16 +20,18 @@ import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
 import { SERVICE_TYPES, type ServiceType } from "../service-catalogue.ts";
 
-export type BookingStatus =
-  | "NEW"
-  | "PENDING"
-  | "CONFIRMED"
-  | "IN_SERVICE"
-  | "AWAITING_PAYMENT"
-  | "PAID"
-  | "CLOSED"
-  | "CANCELLED"
-  | "REJECTED";
+export const BOOKING_STATUSES = [
+  "NEW",
+  "PENDING",
+  "CONFIRMED",
+  "IN_SERVICE",
+  "AWAITING_PAYMENT",
+  "PAID",
+  "CLOSED",
+  "CANCELLED",
+  "REJECTED",
+] as const;
+export type BookingStatus = (typeof BOOKING_STATUSES)[number];
 
 export interface BookingState {
   bookingId: string;

@@ -19,7 +19,8 @@ import { accept, type Reply, refuse } from "../reply.ts";
 import { CURRENCY } from "../service-catalogue.ts";
 import { GatewayTimeoutError, type PaymentGateway } from "./payment-gateway.ts";
 
-export type InvoiceStatus = "NEW" | "OPEN" | "PAID" | "FAILED" | "REFUNDED" | "VOID";
+export const INVOICE_STATUSES = ["NEW", "OPEN", "PAID", "FAILED", "REFUNDED", "VOID"] as const;
+export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
 
 export interface InvoiceLine {
   description: string;

@@ -25,15 +25,17 @@ import { defineActor, type SendEffect, type TimerEffect, type TurnResult } from 
 import { emitted, PartUsedSchema } from "../events.ts";
 import type { Refs } from "../refs.ts";
 
-export type JobStatus =
-  | "NONE"
-  | "OPEN"
-  | "REPAIRING"
-  | "INVOICING"
-  | "AWAITING_PAYMENT"
-  | "PAID"
-  | "COMPENSATED"
-  | "CANCELLED";
+export const JOB_STATUSES = [
+  "NONE",
+  "OPEN",
+  "REPAIRING",
+  "INVOICING",
+  "AWAITING_PAYMENT",
+  "PAID",
+  "COMPENSATED",
+  "CANCELLED",
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export interface JobStep {
   at: string;

@@ -13,7 +13,8 @@ import type { Refs } from "../refs.ts";
 import { accept, type Reply, refuse } from "../reply.ts";
 import { LABOUR_RATE_PER_HOUR } from "../service-catalogue.ts";
 
-export type RepairStatus = "NEW" | "STARTED" | "DIAGNOSING" | "REPAIRING" | "TESTING" | "COMPLETED";
+export const REPAIR_STATUSES = ["NEW", "STARTED", "DIAGNOSING", "REPAIRING", "TESTING", "COMPLETED"] as const;
+export type RepairStatus = (typeof REPAIR_STATUSES)[number];
 const ORDER: RepairStatus[] = ["STARTED", "DIAGNOSING", "REPAIRING", "TESTING", "COMPLETED"];
 
 export interface RepairState {

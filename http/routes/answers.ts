@@ -5,6 +5,10 @@
  * these schemas instead, so the document cannot drift from what is sent.
  */
 import { type TSchema, t } from "elysia";
+import { BOOKING_STATUSES } from "../../actors/booking/booking.ts";
+import { INVOICE_STATUSES } from "../../actors/invoice/invoice.ts";
+import { JOB_STATUSES } from "../../actors/job-saga/job-saga.ts";
+import { REPAIR_STATUSES } from "../../actors/repair/repair.ts";
 import { ID_PATTERN } from "./schemas.ts";
 
 const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);
@@ -12,6 +16,9 @@ const Id = t.String({ pattern: ID_PATTERN });
 const Time = t.String({ description: "ISO 8601 date-time" });
 const Money = t.Integer({ description: "in the smallest unit of the currency (satang)" });
 const closed = { additionalProperties: false } as const;
+/** The statuses an answer can show: the actor's own list, without the "never created" one (NEW, NONE: 404). */
+const Shown = (statuses: readonly string[]) =>
+  t.UnionEnum(statuses.filter((s) => s !== "NEW" && s !== "NONE") as [string, ...string[]]);
 
 /** Every refusal and failure: `retryable` says whether the same request may succeed later. */
 export const ErrorAnswer = t.Object(
@@ -45,16 +52,7 @@ export const AcceptedAnswer = t.Object(
 export const BookingAnswer = t.Object(
   {
     bookingId: Id,
-    status: t.UnionEnum([
-      "PENDING",
-      "CONFIRMED",
-      "IN_SERVICE",
-      "AWAITING_PAYMENT",
-      "PAID",
-      "CLOSED",
-      "CANCELLED",
-      "REJECTED",
-    ]),
+    status: Shown(BOOKING_STATUSES),
     customerId: Id,
     vehicleId: Id,
     serviceType: t.String(),
@@ -77,7 +75,7 @@ const PartUsed = t.Object({ partId: Id, name: t.String(), quantity: t.Integer(),
 export const RepairAnswer = t.Object(
   {
     repairId: Id,
-    status: t.UnionEnum(["STARTED", "DIAGNOSING", "REPAIRING", "TESTING", "COMPLETED"]),
+    status: Shown(REPAIR_STATUSES),
     progress: t.Integer({ minimum: 0, maximum: 100 }),
     bookingId: Id,
     customerId: Id,
@@ -108,7 +106,7 @@ export const RepairStatusAnswer = t.Object(
 export const InvoiceAnswer = t.Object(
   {
     invoiceId: Id,
-    status: t.UnionEnum(["OPEN", "PAID", "FAILED", "REFUNDED", "VOID"]),
+    status: Shown(INVOICE_STATUSES),
     bookingId: Id,
     repairId: Id,
     customerId: Id,
@@ -132,15 +130,7 @@ export const InvoiceAnswer = t.Object(
 export const JobAnswer = t.Object(
   {
     bookingId: Id,
-    status: t.UnionEnum([
-      "OPEN",
-      "REPAIRING",
-      "INVOICING",
-      "AWAITING_PAYMENT",
-      "PAID",
-      "COMPENSATED",
-      "CANCELLED",
-    ]),
+    status: Shown(JOB_STATUSES),
     customerId: Id,
     repairId: Nullable(Id),
     invoiceId: Nullable(Id),
