@@ -4,17 +4,21 @@ import { acquireLease, checkLease, sessionName } from "../../runtime/fence.ts";
 import { testLog, uniqueName } from "../support.ts";
 import { config, database } from "./fixtures.ts";
 
+/** Sessions named as host `host` names its own (application_name), which is how a take tells whose they are. */
+const sessionsOf = (host: string, max = 1) =>
+  postgres(config.postgres.url, {
+    max,
+    onnotice: () => {},
+    connection: { application_name: sessionName(host) },
+  });
+
 describe("taking a partition", () => {
   test("a previous owner's transaction that never ends (a frozen host mid-statement) does not hold the take up: its session is ended", async () => {
     const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
     const first = await acquireLease(database.db, lease, "frozen-host");
     // The "frozen host", the partition's recorded owner: a session with no idle-in-transaction timeout whose turn
     // holds the lease row (share lock, as every turn does) and never commits.
-    const zombie = postgres(config.postgres.url, {
-      max: 1,
-      onnotice: () => {},
-      connection: { application_name: sessionName("frozen-host") }, // as a host names its sessions
-    });
+    const zombie = sessionsOf("frozen-host");
     try {
       const held = await zombie.reserve();
       await held`begin`;
@@ -38,11 +42,7 @@ describe("taking a partition", () => {
     const first = await acquireLease(database.db, lease, "slow-host");
     // Two sessions of the slow (live) previous owner: one holds this partition's lease row and does not finish,
     // the other has a transaction open just as long for some other work (another partition's turns).
-    const host = postgres(config.postgres.url, {
-      max: 2,
-      onnotice: () => {},
-      connection: { application_name: sessionName("slow-host") },
-    });
+    const host = sessionsOf("slow-host", 2);
     try {
       const holder = await host.reserve();
       const bystander = await host.reserve();
@@ -65,11 +65,7 @@ describe("taking a partition", () => {
   test("a host taking back a partition it held waits for its own turn there and never ends it", async () => {
     const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
     const first = await acquireLease(database.db, lease, "same-host");
-    const own = postgres(config.postgres.url, {
-      max: 1,
-      onnotice: () => {},
-      connection: { application_name: sessionName("same-host") },
-    });
+    const own = sessionsOf("same-host");
     try {
       const held = await own.reserve();
       await held`begin`;
