@@ -11,9 +11,9 @@
  * one batch, and outbox rows of one key are inserted in turn order: per-key order holds for the relay.
  */
 import type postgres from "postgres";
-import { DuplicateMessageError, StaleStateError, type TurnCommit, writeTimers } from "./actor-store.ts";
+import { DuplicateMessageError, StaleStateError, type TurnCommit, writeTimersOf } from "./actor-store.ts";
 import { splitByLease } from "./fence.ts";
-import { appendOutbox } from "./outbox.ts";
+import { appendOutboxRows } from "./outbox.ts";
 import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
 /** One turn waiting in a batch (an object of its own, so the batch can tell its turns apart). */
@@ -99,24 +99,16 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
   }
   live = live.filter((p) => done.has(`${p.turn.kind}\u0000${p.turn.key}`));
 
-  // 4. Outbox rows, in turn order then record order, each under its turn's lease (raw bytes, rare here, take
-  // the row-by-row path).
-  const rows = live.flatMap((p) => p.turn.outbox.map((record) => ({ record, lease: p.turn.lease })));
-  if (rows.some((r) => Buffer.isBuffer(r.record.value))) {
-    for (const p of live) await appendOutbox(tx, p.turn.outbox, p.turn.lease);
-  } else if (rows.length > 0) {
-    await tx`
-      insert into outbox (topic, message_key, headers, value, source_group, source_topic, source_partition, source_epoch)
-      select t, k, h::jsonb, v, g, st, sp::int, se::bigint from unnest(
-        ${rows.map((r) => r.record.topic)}::text[], ${rows.map((r) => r.record.key)}::text[],
-        ${rows.map((r) => JSON.stringify(r.record.headers ?? {}))}::text[],
-        ${rows.map((r) => r.record.value as string)}::text[],
-        ${rows.map((r) => r.lease.groupId)}::text[], ${rows.map((r) => r.lease.topic)}::text[],
-        ${rows.map((r) => String(r.lease.partition))}::text[], ${rows.map((r) => String(r.lease.epoch))}::text[]
-      ) as x(t, k, h, v, g, st, sp, se)`;
-  }
+  // 4. Outbox rows, in turn order then record order, each under its turn's lease.
+  await appendOutboxRows(
+    tx,
+    live.flatMap((p) => p.turn.outbox.map((record) => ({ record, lease: p.turn.lease }))),
+  );
 
-  // 5. Timers (rare: a statement each).
-  for (const p of live) await writeTimers(tx, p.turn);
+  // 5. Timers.
+  await writeTimersOf(
+    tx,
+    live.map((p) => p.turn),
+  );
   return new Map(live.map((p) => [p, p.turn.expectedVersion + 1]));
 }

@@ -289,7 +289,6 @@ export class OutboxRelay {
     try {
       await this.producer.send({
         topic,
-        acks: -1,
         messages: list.map((r) => ({
           key: r.message_key,
           value: r.raw_value ?? r.value,

@@ -6,12 +6,17 @@
  * const bytes = encodeEnvelope(newEnvelope({ eventType: "BOOKING_CREATED", entityId: id, payload }));
  * const envelope = decodeEnvelope(bytes); // throws EnvelopeError (not retryable) on a bad record
  */
-import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 
 export const CURRENT_SCHEMA_VERSION = 1;
 
-const Uuid = Type.String({ format: "uuid" });
+// Patterns, not TypeBox `format`s: formats are looked up in TypeBox's one process-wide registry, where a plugin
+// may have put its own (Elysia's OpenAPI plugin registers a valibot parse for "uuid", ~60x slower than a regex,
+// and it was 11% of the CPU of a busy process checking envelopes).
+const UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const DATE_TIME_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$";
+const Uuid = Type.String({ pattern: UUID_PATTERN });
 
 export const EnvelopeSchema = Type.Object(
   {
@@ -21,7 +26,7 @@ export const EnvelopeSchema = Type.Object(
     /** The id of the entity the event is about; also the record's key, so one entity's events stay in order. */
     entityId: Type.String({ minLength: 1, maxLength: 200 }),
     /** ISO 8601 instant, UTC. */
-    occurredAt: Type.String({ format: "date-time" }),
+    occurredAt: Type.String({ pattern: DATE_TIME_PATTERN }),
     schemaVersion: Type.Integer({ minimum: 1 }),
     /** The id shared by everything one user action caused. */
     correlationId: Uuid,
@@ -50,15 +55,13 @@ export class EnvelopeError extends Error {
   }
 }
 
-// TypeBox's compiler checks `format` only for formats registered with it.
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-if (!FormatRegistry.Has("uuid")) FormatRegistry.Set("uuid", (v) => UUID_RE.test(v));
-if (!FormatRegistry.Has("date-time")) {
-  FormatRegistry.Set("date-time", (v) => DATE_TIME_RE.test(v) && !Number.isNaN(Date.parse(v)));
-}
-
 const checkEnvelope = TypeCompiler.Compile(EnvelopeSchema);
+
+/** The pattern lets through dates that are not (2026-13-45T...): an envelope's instant must be a real one. */
+function realInstant(value: unknown): boolean {
+  const at = (value as { occurredAt?: unknown }).occurredAt;
+  return typeof at !== "string" || !Number.isNaN(Date.parse(at));
+}
 
 /** Validates `value` against a compiled schema; throws EnvelopeError listing every problem. */
 function assertValid<T extends TSchema>(
@@ -66,10 +69,11 @@ function assertValid<T extends TSchema>(
   value: unknown,
   what: string,
 ): asserts value is Static<T> {
-  if (check.Check(value)) return;
+  if (check.Check(value) && realInstant(value)) return;
   const problems = [...check.Errors(value)]
     .slice(0, 10)
     .map((e) => ({ path: e.path || "/", message: e.message }));
+  if (problems.length === 0) problems.push({ path: "/occurredAt", message: "Expected a real instant" });
   throw new EnvelopeError(`${what}: ${problems.map((p) => `${p.path} ${p.message}`).join("; ")}`, problems);
 }
 

@@ -86,7 +86,6 @@ describe("reactor group commit", () => {
   test("events handled in one transaction keep their own outcomes: a throwing handler undoes only its own writes and inbox row", async () => {
     const { ReactorBatcher } = await import("../../runtime/reactor-batch.ts");
     const { drizzle } = await import("drizzle-orm/postgres-js");
-    const { schema } = await import("../../db/index.ts");
     const name = uniqueName("batch");
     const lease = { groupId: uniqueName("g"), topic: uniqueName("t"), partition: 0 };
     const { acquireLease } = await import("../../runtime/fence.ts");
@@ -104,7 +103,7 @@ describe("reactor group commit", () => {
     const batcher = new ReactorBatcher(
       database.sql,
       reactor,
-      (tx) => drizzle(Object.assign(tx, { options: database.sql.options }) as never, { schema }),
+      (tx) => drizzle(Object.assign(tx, { options: database.sql.options }) as never),
       { maxBatch: 10, maxInFlight: 1 },
     );
     const events = [1, 2, 3].map((seq) =>
