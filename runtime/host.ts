@@ -24,7 +24,7 @@ import type { GroupSpec } from "./group-readiness.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
-import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
+import { type ReactorDefinition, ReactorGroup, type ReactorRunner } from "./reactor.ts";
 import { TimerPoller } from "./timers.ts";
 
 export interface HostOptions {
@@ -126,8 +126,15 @@ export function consumerGroupsOf(
   const prefix = options.groupPrefix ?? "pitstop";
   return [
     ...(options.actors ?? []).map((a) => ({ groupId: `${prefix}.actor.${a.kind}`, topics: [a.mailbox] })),
-    ...(options.reactors ?? []).map((r) => ({ groupId: `${prefix}.reactor.${r.name}`, topics: r.topics })),
+    ...(options.reactors?.length
+      ? [{ groupId: reactorGroupId(prefix), topics: [...new Set(options.reactors.flatMap((r) => r.topics))] }]
+      : []),
   ];
+}
+
+/** The one consumer group of a host's reactors. */
+function reactorGroupId(prefix: string): string {
+  return `${prefix}.reactors`;
 }
 
 export function createHost(options: HostOptions): Host {
@@ -202,18 +209,18 @@ export function createHost(options: HostOptions): Host {
     consumers.set(groupId, consumer);
     kindConsumers.set(definition.kind, consumer);
   }
-  const reactorRunners = new Map<string, ReactorRunner>();
-  for (const definition of options.reactors ?? []) {
-    const runner = new ReactorRunner(definition, deps);
-    reactorRunners.set(definition.name, runner);
-    const groupId = `${prefix}.reactor.${definition.name}`;
+  // Every reactor in one consumer group (reactor.ts ReactorGroup); as consumerGroupsOf.
+  const reactorGroup = options.reactors?.length ? new ReactorGroup(options.reactors, deps) : undefined;
+  const reactorRunners = new Map((reactorGroup?.runners ?? []).map((r) => [r.definition.name, r]));
+  if (reactorGroup) {
+    const groupId = reactorGroupId(prefix);
     consumers.set(
       groupId,
       new GroupConsumer({
         ...common,
         groupId,
-        topics: definition.topics,
-        handle: (lease, record) => runner.handle(lease, record),
+        topics: reactorGroup.topics,
+        handle: (lease, record) => reactorGroup.handle(lease, record),
         release: () => {},
       }),
     );

@@ -1,13 +1,15 @@
 /**
- * Group commit for reactors: the events of one reactor that are ready while a transaction is in flight are
- * handled together in the next one, each inside its own savepoint (none for an event alone in its batch). One commit (and one fence check per lease, one
- * inbox insert) serves many events instead of one each.
+ * Group commit for reactors: the events that are ready while a transaction is in flight — of every reactor of
+ * the host, which share one batcher — are handled together in the next one, each (event, reactor) inside its own
+ * savepoint (none for one alone in its batch). One commit, one fence statement and one inbox insert serve many
+ * events and reactors instead of one each.
  *
  * Each event keeps its own outcome: a fenced lease, an event id already handled (a duplicate), or a handler that
  * throws fails that event alone (its savepoint and its inbox row are undone; the runner retries or dead-letters
  * it); the others commit. A transaction that fails as a whole fails all its events (retryable: they run again).
  *
- * A key never has two events in flight (the partition worker runs one per key), so per-key order holds.
+ * A key never has two events in flight (the partition worker runs one per key; the reactors of one event run
+ * together), so per-key order holds for each reactor.
  */
 
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
@@ -20,6 +22,7 @@ import type { ReactorContext, ReactorDefinition, ReactorResult } from "./reactor
 import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
 export interface ReactorTurn {
+  reactor: ReactorDefinition;
   lease: PartitionLease;
   record: InboundRecord;
   event: Envelope;
@@ -44,7 +47,6 @@ export class ReactorBatcher {
 
   constructor(
     sql: postgres.Sql,
-    private readonly definition: ReactorDefinition,
     private readonly drizzleOn: (tx: Tx) => PostgresJsDatabase,
     options: ReactorBatchOptions,
   ) {
@@ -73,16 +75,18 @@ export class ReactorBatcher {
     let live = fence.live.map((item) => item.p);
     if (live.length === 0) return outcomes;
 
-    // 2. Inbox: event ids not seen before (a duplicate is an outcome, not a failure).
-    const name = this.definition.name;
-    const fresh = await tx<{ event_id: string }[]>`
+    // 2. Inbox: (reactor, event id) pairs not seen before (a duplicate is an outcome, not a failure).
+    const pair = (consumer: string, eventId: string) => `${consumer}\u0000${eventId}`;
+    const fresh = await tx<{ consumer: string; event_id: string }[]>`
       insert into inbox (consumer, event_id)
-      select ${name}, e::uuid from unnest(${live.map((p) => p.turn.event.eventId)}::text[]) as t(e)
+      select c, e::uuid from unnest(${live.map((p) => p.turn.reactor.name)}::text[],
+        ${live.map((p) => p.turn.event.eventId)}::text[]) as t(c, e)
       on conflict do nothing
-      returning event_id`;
-    const freshIds = new Set(fresh.map((r) => r.event_id));
-    for (const p of live) if (!freshIds.has(p.turn.event.eventId)) outcomes.set(p, { outcome: "duplicate" });
-    live = live.filter((p) => freshIds.has(p.turn.event.eventId));
+      returning consumer, event_id`;
+    const freshPairs = new Set(fresh.map((r) => pair(r.consumer, r.event_id)));
+    const isFresh = (p: Pending) => freshPairs.has(pair(p.turn.reactor.name, p.turn.event.eventId));
+    for (const p of live) if (!isFresh(p)) outcomes.set(p, { outcome: "duplicate" });
+    live = live.filter(isFresh);
 
     // 3. Each event in its own savepoint, so one that throws undoes only its own writes. An event alone in its
     // batch needs none: if it throws, the whole transaction is undone with it, and nothing else was in it.
@@ -103,7 +107,7 @@ export class ReactorBatcher {
       };
       let result: ReactorResult | undefined;
       if (alone) {
-        result = (await this.definition.handle(event, ctx)) ?? undefined;
+        result = (await p.turn.reactor.handle(event, ctx)) ?? undefined;
       } else {
         // Sent without waiting: it goes out in the same write as the handler's first statement (postgres.js sends
         // what a tick queued together), and Postgres runs it first. A savepoint round trip per event was a tenth
@@ -112,7 +116,7 @@ export class ReactorBatcher {
         const savepoint = tx.unsafe(`savepoint ${name}`);
         savepoint.catch(() => {}); // its failure fails the statements after it, which the handler sees
         try {
-          result = (await this.definition.handle(event, ctx)) ?? undefined;
+          result = (await p.turn.reactor.handle(event, ctx)) ?? undefined;
           await savepoint;
         } catch (error) {
           await savepoint.catch(() => {});
@@ -139,8 +143,9 @@ export class ReactorBatcher {
     if (failed.length > 0) {
       // Their inbox rows were written in step 2: undo them, so the retried events are not taken for duplicates.
       await tx`
-        delete from inbox where consumer = ${name}
-          and event_id in (select e::uuid from unnest(${failed.map((p) => p.turn.event.eventId)}::text[]) as t(e))`;
+        delete from inbox where (consumer, event_id) in (
+          select c, e::uuid from unnest(${failed.map((p) => p.turn.reactor.name)}::text[],
+            ${failed.map((p) => p.turn.event.eventId)}::text[]) as t(c, e))`;
     }
 
     // 4. What the handlers emitted, in event order.

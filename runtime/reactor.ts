@@ -60,40 +60,89 @@ export function defineReactor(definition: ReactorDefinition): ReactorDefinition 
   return definition;
 }
 
+/**
+ * The reactors of a host as one consumer: a record is decoded once and handed to every reactor that reads its
+ * topic; their work on the events that are ready goes into shared transactions (reactor-batch.ts). One consumer
+ * group instead of one per reactor: one fetch loop, one fence, one inbox insert and one commit per batch for all
+ * of them. Each reactor keeps its own inbox rows, retries, dead letters and stats: one that fails an event fails
+ * it alone, and the record is done once every reactor is done with it.
+ */
+export class ReactorGroup {
+  readonly runners: ReactorRunner[];
+  private readonly byTopic = new Map<string, ReactorRunner[]>();
+  private readonly batcher: ReactorBatcher;
+
+  constructor(
+    definitions: ReactorDefinition[],
+    deps: RuntimeDeps,
+    batching: ReactorBatchOptions = { maxBatch: 128, maxInFlight: 4 },
+  ) {
+    this.batcher = new ReactorBatcher(deps.sql, (tx) => drizzleOn(tx, deps.sql), batching);
+    this.runners = definitions.map((d) => new ReactorRunner(d, deps, this.batcher));
+    for (const runner of this.runners) {
+      for (const topic of runner.definition.topics) {
+        const list = this.byTopic.get(topic) ?? [];
+        list.push(runner);
+        this.byTopic.set(topic, list);
+      }
+    }
+  }
+
+  /** Every topic some reactor reads. */
+  get topics(): string[] {
+    return [...this.byTopic.keys()];
+  }
+
+  get stats() {
+    return this.batcher.stats;
+  }
+
+  /** Runs the record through every reactor of its topic. Throws (after all settled) to give the partition up. */
+  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
+    const runners = this.byTopic.get(record.topic) ?? [];
+    let decoded: Envelope | DecodeError;
+    try {
+      decoded = decodeEnvelope(record.value);
+    } catch (error) {
+      decoded = new DecodeError((error as Error).message, { cause: error });
+    }
+    const outcomes = await Promise.allSettled(runners.map((r) => r.handle(lease, record, decoded)));
+    const failed = outcomes.find((o) => o.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+}
+
 export class ReactorRunner {
   private readonly policy: SupervisionPolicy;
   readonly stats = { handled: 0, duplicates: 0, retries: 0, deadLetters: 0, fenced: 0 };
 
-  private readonly batcher: ReactorBatcher;
-
   constructor(
     readonly definition: ReactorDefinition,
     private readonly deps: RuntimeDeps,
-    batching: ReactorBatchOptions = { maxBatch: 64, maxInFlight: 2 },
+    private readonly batcher: ReactorBatcher,
   ) {
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
-    this.batcher = new ReactorBatcher(deps.sql, definition, (tx) => drizzleOn(tx, deps.sql), batching);
   }
 
-  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
-    let event: Envelope;
-    try {
-      event = decodeEnvelope(record.value);
-    } catch (error) {
-      await this.deadLetter(
-        lease,
-        record,
-        classifyError(new DecodeError((error as Error).message, { cause: error })),
-        1,
-        this.deps.clock(),
-      );
+  /** Handles one record (its envelope, or why it is not one) to completion: handled, or dead-lettered. */
+  async handle(lease: PartitionLease, record: InboundRecord, decoded: Envelope | DecodeError): Promise<void> {
+    if (decoded instanceof DecodeError) {
+      await this.deadLetter(lease, record, classifyError(decoded), 1, this.deps.clock());
       return;
     }
+    const event = decoded;
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
       try {
-        const { outcome, afterCommit } = await this.batcher.run({ lease, record, event, attempt, now });
+        const { outcome, afterCommit } = await this.batcher.run({
+          reactor: this.definition,
+          lease,
+          record,
+          event,
+          attempt,
+          now,
+        });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
         if (outcome === "emitted") this.deps.outboxWritten();

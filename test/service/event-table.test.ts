@@ -17,6 +17,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Admin, Consumer } from "kafkajs";
 import { LABOUR_RATE_PER_HOUR } from "../../actors/service-catalogue.ts";
+import { consumerGroupsOf } from "../../runtime/index.ts";
 import { createKafka, decodeEnvelope, type Envelope, type EventTopic } from "../../topics/index.ts";
 import { testConfig } from "../support.ts";
 import { openSocket, type Service, slotTime, startService } from "./fixtures.ts";
@@ -129,10 +130,7 @@ async function settle() {
   const domain = service.system.domain();
   if (!domain) throw new Error("the host is not running");
   const prefix = `pitstop-${service.namespace}`;
-  const groups = [
-    ...domain.actors.map((a) => ({ groupId: `${prefix}.actor.${a.kind}`, topics: [a.mailbox] })),
-    ...domain.reactors.map((r) => ({ groupId: `${prefix}.reactor.${r.name}`, topics: r.topics })),
-  ];
+  const groups = consumerGroupsOf({ ...domain, groupPrefix: prefix });
   const quiet = async () => {
     const [pending] = await service.system.routes.sql<{ n: number }[]>`
       select count(*)::int as n from outbox where published_at is null and topic like ${`${service.namespace}.%`}`;
