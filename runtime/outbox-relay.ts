@@ -68,6 +68,8 @@ export class OutboxRelay {
   private readonly blocked = new Map<string, { until: number; failures: number }>();
   /** Topics with a send in flight (at most one each). */
   private readonly sending = new Map<string, Promise<void>>();
+  /** Topics with a send in flight when a writer woke the relay: their new rows wait for that send to end. */
+  private readonly wokenWhileSending = new Set<string>();
   private lastHousekeeping = 0;
   readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0, reopened: 0 };
 
@@ -170,6 +172,7 @@ export class OutboxRelay {
 
   /** A commit wrote outbox rows: look now rather than at the next poll. */
   notify(): void {
+    for (const topic of this.sending.keys()) this.wokenWhileSending.add(topic);
     this.pending = true;
     this.wake?.();
   }
@@ -268,7 +271,12 @@ export class OutboxRelay {
       byTopic.set(row.topic, list);
     }
     const sends = [...byTopic].map(([topic, list]) => {
-      const send = this.sendTopic(topic, list).finally(() => this.sending.delete(topic));
+      const send = this.sendTopic(topic, list).finally(() => {
+        this.sending.delete(topic);
+        // Rows committed while this send was in flight were not selected (one send a topic at a time): look
+        // again now, not at the next poll (up to pollIntervalMs later: 33 ms of a booking's 117 at p50).
+        if (this.wokenWhileSending.delete(topic) && this.running) this.notify();
+      });
       this.sending.set(topic, send);
       return send;
     });
