@@ -78,7 +78,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   await redis.flushdb(); // the run's own Redis database
   redis.disconnect();
   log(`starting ${scenario.hosts} host(s) on ${scenario.clusterSize} broker(s), namespace ${sut.namespace}`);
-  await sut.start();
+  try {
+    await sut.start();
+  } catch (error) {
+    // A host that did not serve in time leaves the others running: take them all down before giving up.
+    await sut.stop().catch(() => {});
+    throw error;
+  }
   const restartServeMs: number[] = [];
   const startHost = sut.startHost.bind(sut);
   sut.startHost = async (i) => {

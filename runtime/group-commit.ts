@@ -13,6 +13,7 @@
 import type postgres from "postgres";
 import { DuplicateMessageError, StaleStateError, type TimerWrite, type TurnCommit } from "./actor-store.ts";
 import { FencedError } from "./errors.ts";
+import type { CommittedRow } from "./outbox-relay.ts";
 import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
 /** One turn waiting in a batch (an object of its own, so the batch can tell its turns apart). */
@@ -20,13 +21,22 @@ interface Pending {
   turn: TurnCommit<unknown>;
 }
 
-export type GroupCommitOptions = BatchOptions;
+export interface GroupCommitOptions extends BatchOptions {
+  /**
+   * Handed the outbox rows of each batch as soon as it committed, with their ids, in commit order (the
+   * partitions' publisher sends them without reading them back).
+   */
+  onCommitted?: (rows: CommittedRow[]) => void;
+}
 
 export class GroupCommitter {
   private readonly batcher: TransactionBatcher<Pending, number>;
 
   constructor(sql: postgres.Sql, options: GroupCommitOptions) {
-    this.batcher = new TransactionBatcher(sql, { ...options, singleStatement: true }, commitBatch);
+    const onCommitted = options.onCommitted ?? (() => {});
+    this.batcher = new TransactionBatcher(sql, { ...options, singleStatement: true }, (tx, batch, failures) =>
+      commitBatch(tx, batch, failures, onCommitted),
+    );
   }
 
   get stats() {
@@ -52,7 +62,12 @@ export class GroupCommitter {
  *
  * Arrays go as text and are cast in SQL: postgres.js types a JS array by guessing from its elements.
  */
-async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failures: Map<Pending, unknown>) {
+async function commitBatch(
+  tx: postgres.TransactionSql,
+  batch: Pending[],
+  failures: Map<Pending, unknown>,
+  onCommitted: (rows: CommittedRow[]) => void,
+) {
   const turns = batch.map((p) => p.turn);
   const n = (i: number) => String(i + 1); // ordinality of the turn in the statement's input
   const outbox = turns.flatMap((t, i) => t.outbox.map((record) => ({ i, record })));
@@ -71,7 +86,14 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
     }
   }
   const rows = await tx<
-    { n: string; fence_epoch: string | null; current: boolean; seen: boolean; written: boolean }[]
+    {
+      n: string;
+      fence_epoch: string | null;
+      current: boolean;
+      seen: boolean;
+      written: boolean;
+      outbox_ids: string[];
+    }[]
   >`
     with input as (
       select * from unnest(
@@ -121,6 +143,7 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
       ) with ordinality as o(turn, topic, message_key, headers, value, m)
       join done d on d.n = o.turn::bigint
       order by o.m
+      returning id
     ),
     cancelled as (
       delete from actor_timer x using done d,
@@ -141,7 +164,8 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
         mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
         message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id
     )
-    select n::text, fence_epoch::text, current, seen, exists (select 1 from done d where d.n = checked.n) as written
+    select n::text, fence_epoch::text, current, seen, exists (select 1 from done d where d.n = checked.n) as written,
+      (select coalesce(array_agg(id::text order by id), '{}') from outboxed) as outbox_ids
     from checked`;
   const byN = new Map(rows.map((r) => [r.n, r]));
   const versions = new Map<Pending, number>();
@@ -159,5 +183,25 @@ async function commitBatch(tx: postgres.TransactionSql, batch: Pending[], failur
       versions.set(p, expectedVersion + 1);
     }
   }
+  // The outbox rows of the written turns, in turn order then record order: the order their ids were taken in.
+  const ids = [...(rows[0]?.outbox_ids ?? [])].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  const committed: CommittedRow[] = [];
+  for (const p of batch) {
+    if (!versions.has(p)) continue;
+    for (const record of p.turn.outbox) {
+      const id = ids[committed.length];
+      if (id === undefined) break;
+      committed.push({
+        id,
+        topic: record.topic,
+        key: record.key,
+        headers: record.headers ?? {},
+        value: record.value as string,
+        lease: p.turn.lease,
+      });
+    }
+  }
+  if (committed.length !== ids.length) throw new Error("outbox ids do not match the turns' records");
+  onCommitted(committed);
   return versions;
 }

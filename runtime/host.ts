@@ -18,6 +18,7 @@ import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
 import { loadActor } from "./actor-store.ts";
 import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
+import type { PartitionLease } from "./fence.ts";
 import { GroupCommitter } from "./group-commit.ts";
 import { GroupConsumer } from "./group-consumer.ts";
 import type { GroupSpec } from "./group-readiness.ts";
@@ -165,12 +166,15 @@ export function createHost(options: HostOptions): Host {
     clock: options.clock ?? (() => new Date()),
     log: options.log,
     groupCommit: tuning.groupCommit
-      ? new GroupCommitter(options.database.sql, tuning.groupCommit)
+      ? new GroupCommitter(options.database.sql, {
+          ...tuning.groupCommit,
+          onCommitted: (rows) => publisher.offer(rows),
+        })
       : undefined,
     fabric: options.nats
       ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
       : undefined,
-    outboxWritten: () => publisher.notify(),
+    outboxWritten: (lease) => publisher.notify(lease),
   };
   const common = {
     kafka: options.kafka,
@@ -186,7 +190,7 @@ export function createHost(options: HostOptions): Host {
     retry: tuning.consumerRetry,
     instanceClientId: options.instanceClientId,
     // A partition taken may hold rows its lost owner did not publish: publish them now.
-    taken: () => publisher.notify(),
+    taken: (lease: PartitionLease) => publisher.notify(lease),
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
@@ -266,7 +270,7 @@ export function createHost(options: HostOptions): Host {
     clock: deps.clock,
     intervalMs: tuning.timerPollIntervalMs,
     owned: () => [...kindConsumers].map(([kind, consumer]) => ({ kind, leases: consumer.leases() })),
-    fired: () => publisher.notify(),
+    fired: (lease) => publisher.notify(lease),
   });
 
   let sweeper: Timer | undefined;
@@ -307,7 +311,7 @@ export function createHost(options: HostOptions): Host {
           ]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
-        publisher: { ...publisher.stats },
+        publisher: { ...publisher.stats, producer: { ...publisher.producerStats } },
         timers: { ...timers.stats },
         groupCommit: deps.groupCommit ? { ...deps.groupCommit.stats } : undefined,
       };

@@ -145,7 +145,7 @@ export class ReactorRunner {
         });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
-        if (outcome === "emitted") this.deps.outboxWritten();
+        if (outcome === "emitted") this.deps.outboxWritten(lease);
         if (outcome !== "duplicate" && afterCommit) {
           await afterCommit().catch((error: unknown) =>
             this.deps.log.warn({ err: error, reactor: this.definition.name }, "after-commit work failed"),
@@ -210,7 +210,7 @@ export class ReactorRunner {
     });
     // Counted once per record: a redelivered poison record finds its dead letter already written.
     if (fresh) this.stats.deadLetters++;
-    this.deps.outboxWritten();
+    this.deps.outboxWritten(lease);
   }
 }
 
