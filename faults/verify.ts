@@ -47,8 +47,8 @@ interface Deps {
   adminToken: string;
 }
 
-/** The consumer groups of the namespace and the topics each reads (as its hosts name them). */
-export function groupsOf(namespace: string) {
+/** The namespace's domain definitions (its actors and reactors), as its hosts make them. */
+function domainOf(namespace: string) {
   const redis = openRedis("redis://127.0.0.1:1/0"); // never connected: the definitions only hold it
   const domain = createDomain({
     namespace,
@@ -64,11 +64,24 @@ export function groupsOf(namespace: string) {
     },
   });
   redis.disconnect();
-  const consumers = [...domain.actors.map((a) => a.kind), ...domain.reactors.map((r) => r.name)];
-  return consumerGroupsOf({ ...domain, groupPrefix: `pitstop-${namespace}` }).map((g, i) => ({
-    ...g,
-    consumer: consumers[i] as string,
-  }));
+  return domain;
+}
+
+/** The consumer groups of the namespace and the topics each reads (as its hosts name them). */
+export function groupsOf(namespace: string) {
+  return consumerGroupsOf({ ...domainOf(namespace), groupPrefix: `pitstop-${namespace}` });
+}
+
+/**
+ * Who must handle each record: every actor kind its mailbox's, every reactor its topics' (the reactors share one
+ * consumer group, but each keeps its own inbox rows and dead letters, under its name).
+ */
+export function readersOf(namespace: string): { consumer: string; topics: string[] }[] {
+  const domain = domainOf(namespace);
+  return [
+    ...domain.actors.map((a) => ({ consumer: a.kind, topics: [a.mailbox] })),
+    ...domain.reactors.map((r) => ({ consumer: r.name, topics: r.topics })),
+  ];
 }
 
 /** Each group's committed offset and each topic's end, for every partition the namespace's groups read. */
@@ -86,7 +99,7 @@ export async function positionsOf(kafka: Kafka, namespace: string) {
         }
         for (const p of topic.partitions) {
           committed.set(
-            `${group.consumer} ${topic.topic}[${p.partition}]`,
+            `${group.groupId} ${topic.topic}[${p.partition}]`,
             BigInt(p.offset) < 0n ? 0n : BigInt(p.offset),
           );
         }
@@ -263,7 +276,7 @@ export async function verify(
       letters.map((l) => `${l.consumer}/${l.source_topic}/${l.source_partition}/${l.source_offset}`),
     );
     const readers = new Map<string, string[]>();
-    for (const g of groupsOf(ns))
+    for (const g of readersOf(ns))
       for (const t of g.topics) readers.set(t, [...(readers.get(t) ?? []), g.consumer]);
     const published = new Map<string, number>();
     for (const r of records) {
