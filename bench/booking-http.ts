@@ -21,11 +21,9 @@
  * Knobs: BENCH_CLIENTS (20), BENCH_DURATION_MS (10000 per round and contender), BENCH_WARMUP_MS (2000),
  * BENCH_ROUNDS (3), BENCH_PARTITIONS (10), BENCH_LOG_LEVEL (warn; the system's logs go to stderr).
  */
-import { Elysia, t } from "elysia";
 import postgres from "postgres";
-import { serviceTypes } from "../actors/service-catalogue.ts";
-import { Id, strict } from "../http/routes/schemas.ts";
 import type { ActorClient } from "../runtime/index.ts";
+import { createPlainTable, PLAIN_POOL, plainApp, plainDatabase } from "./plain-route.ts";
 import {
   benchLog,
   type CleanUpReport,
@@ -64,18 +62,13 @@ const codeAtStart = codeState();
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 2000);
-const PG_POOL = 10; // db/client.ts openDatabase's default, which the system uses
 
 const othersSeen = watchOtherTests();
 const { config, kafka } = await setup("booking-http");
 const log = benchLog();
 
-// --- the baseline: a plain Elysia app, one route, one insert.
-const plainSql = postgres(config.postgres.url, {
-  max: PG_POOL,
-  onnotice: () => {},
-  connection: { application_name: "bench-plain" },
-});
+// --- the baseline: a plain Elysia app, one route, one insert (bench/plain-route.ts).
+const plainSql = plainDatabase(config.postgres.url);
 // Samples how each contender's Postgres pool spends its time (bench/service.ts poolSampler).
 const monitorSql = postgres(config.postgres.url, { max: 1, onnotice: () => {} });
 const [sessions] = await monitorSql<{ n: number }[]>`
@@ -83,42 +76,8 @@ const [sessions] = await monitorSql<{ n: number }[]>`
   where datname = current_database() and application_name in ('pitstop', 'pitstop-relay')`;
 const otherPitstopSessions = sessions?.n ?? 0;
 const plainTable = `bench_plain_booking_${shortId()}`;
-await plainSql`
-  create table ${plainSql(plainTable)} (
-    id uuid primary key,
-    customer_id text not null,
-    vehicle_id text not null,
-    service_type text not null,
-    booking_date timestamptz not null,
-    notes text,
-    status text not null,
-    created_at timestamptz not null default now()
-  )`;
-// The same body schema as http/routes/bookings.ts CreateBooking.
-const PlainBooking = t.Object(
-  {
-    customerId: t.Optional(Id),
-    vehicleId: Id,
-    serviceType: t.UnionEnum(serviceTypes as [string, ...string[]]),
-    bookingDate: t.String({ minLength: 1, maxLength: 40 }),
-    notes: t.Optional(t.String({ maxLength: 500 })),
-  },
-  strict,
-);
-const plainApp = new Elysia().post(
-  "/bookings",
-  async ({ body, set }) => {
-    const [row] = await plainSql`
-      insert into ${plainSql(plainTable)} (id, customer_id, vehicle_id, service_type, booking_date, notes, status)
-      values (${Bun.randomUUIDv7()}, ${body.customerId ?? "bench-plain"}, ${body.vehicleId}, ${body.serviceType},
-              ${new Date(body.bookingDate)}, ${body.notes ?? null}, 'CONFIRMED')
-      returning *`;
-    set.status = 201;
-    return row;
-  },
-  { body: PlainBooking },
-);
-const plainServer = plainApp.listen({ hostname: "127.0.0.1", port: 0 });
+await createPlainTable(plainSql, plainTable);
+const plainServer = plainApp(plainSql, plainTable).listen({ hostname: "127.0.0.1", port: 0 });
 const plainUrl = `http://127.0.0.1:${plainServer.server?.port}/bookings`;
 
 // --- pitstop: the whole service in a namespace of its own.
@@ -364,7 +323,7 @@ out.push(
 );
 out.push("");
 out.push(
-  `Run ${startedAt.toISOString()} to ${finishedAt.toISOString()} (UTC). ${CLIENTS} concurrent clients (closed loop), ${DURATION_MS} ms per round and contender, warm-up ${WARMUP_MS} ms each before round 1 (not counted); ${ROUNDS} rounds, interleaved. Pitstop: namespace ${service.namespace}, ${PARTITIONS} partitions per topic, ready in ${fmt(service.startMs)} ms, relay lock held before start by: ${service.relayLockBefore}; relay leader in this host: ${results.get(PITSTOP)?.every((r) => r.turns?.relayLeader) ? "yes" : "no"}. Sessions of other pitstop processes in the database before the start: ${otherPitstopSessions}. Baseline: Postgres pool ${PG_POOL}, table ${plainTable} (dropped). Other \`bun test\` runs seen during the run: ${othersSeen()}.`,
+  `Run ${startedAt.toISOString()} to ${finishedAt.toISOString()} (UTC). ${CLIENTS} concurrent clients (closed loop), ${DURATION_MS} ms per round and contender, warm-up ${WARMUP_MS} ms each before round 1 (not counted); ${ROUNDS} rounds, interleaved. Pitstop: namespace ${service.namespace}, ${PARTITIONS} partitions per topic, ready in ${fmt(service.startMs)} ms, relay lock held before start by: ${service.relayLockBefore}; relay leader in this host: ${results.get(PITSTOP)?.every((r) => r.turns?.relayLeader) ? "yes" : "no"}. Sessions of other pitstop processes in the database before the start: ${otherPitstopSessions}. Baseline: Postgres pool ${PLAIN_POOL}, table ${plainTable} (dropped). Other \`bun test\` runs seen during the run: ${othersSeen()}.`,
 );
 out.push("");
 out.push(

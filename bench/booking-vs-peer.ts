@@ -669,10 +669,13 @@ interface Running {
   stop(): Promise<{ deadlocks?: number }>;
 }
 
+/** A started contender before it is known to be ready (what the probes need). */
+type Contender = Omit<Running, "stop" | "startMs">;
+
 let peerJar = "";
 let peerDir = "";
 
-async function probeBooking(running: Omit<Running, "stop" | "startMs">, sub: string): Promise<number> {
+async function probeBooking(running: Contender, sub: string): Promise<number> {
   const body: Record<string, string> = {
     vehicleId: "car-1",
     serviceType: "INSPECTION",
@@ -695,7 +698,7 @@ async function probeBooking(running: Omit<Running, "stop" | "startMs">, sub: str
 }
 
 /** Waits until a booking round-trips 201 (a new probe customer per attempt). */
-async function untilBooks(r: Omit<Running, "stop" | "startMs">, child: Child, log: string): Promise<void> {
+async function untilBooks(r: Contender, child: Child, log: string): Promise<void> {
   let attempt = 0;
   let last = "no answer yet";
   await until(
@@ -752,6 +755,71 @@ const childEnv = (extra: Record<string, string>): Record<string, string> => {
   return { ...env, ...extra };
 };
 
+/**
+ * Starts a contender's server process (`cmd`, its stdout and stderr in `<work>/<logName>-<id>.out` and `.err`),
+ * waits until `ready`, and gives it with its `stop`: the process stopped, then `cleanUp` (its topics and groups),
+ * then its database dropped. A start that does not get ready is stopped the same way before the error is thrown.
+ */
+async function launch(spec: {
+  key: Key;
+  id: string;
+  logName: string;
+  database: string;
+  port: number;
+  cmd: string[];
+  cwd: string;
+  env: Record<string, string>;
+  path: string;
+  body: Running["body"];
+  groupPrefix?: string;
+  outbox?: () => Promise<number>;
+  cleanUp?: () => Promise<void>;
+  ready: (base: Contender, child: Child, log: string) => Promise<void>;
+}): Promise<Running> {
+  const log = join(work, `${spec.logName}-${spec.id}`);
+  const started = performance.now();
+  const child = spawnTracked(spec.cmd, {
+    cwd: spec.cwd,
+    env: childEnv(spec.env),
+    stdout: Bun.file(`${log}.out`),
+    stderr: Bun.file(`${log}.err`),
+  });
+  const base: Contender = {
+    key: spec.key,
+    pid: child.pid,
+    baseUrl: `http://127.0.0.1:${spec.port}`,
+    path: spec.path,
+    body: spec.body,
+    database: spec.database,
+    ...(spec.groupPrefix ? { groupPrefix: spec.groupPrefix } : {}),
+  };
+  const stop = async () => {
+    await stopChild(child);
+    await spec.cleanUp?.();
+    return { deadlocks: await dropDatabase(spec.database) };
+  };
+  try {
+    await spec.ready(base, child, log);
+  } catch (error) {
+    await stop().catch(() => {});
+    throw error;
+  }
+  return {
+    ...base,
+    startMs: performance.now() - started,
+    ...(spec.outbox ? { outbox: spec.outbox } : {}),
+    stop,
+  };
+}
+
+/** Polls `GET <baseUrl><path>` until it answers 200. */
+function until200(base: Contender, path: string, timeoutMs: number, what: string, child: Child, log: string) {
+  return until(
+    async () => (await fetch(`${base.baseUrl}${path}`, { signal: AbortSignal.timeout(3000) })).status === 200,
+    { timeoutMs, what, child, log },
+  );
+}
+
 async function startPitstop(): Promise<Running> {
   const id = shortId();
   const database = `pitstop_bench_${id}`;
@@ -760,62 +828,41 @@ async function startPitstop(): Promise<Running> {
   databases.add(database);
   topicPrefixes.add(`${namespace}.`);
   topicPrefixes.add(`pitstop-${namespace}.`);
-  const log = join(work, `pitstop-${id}`);
-  const started = performance.now();
-  const child = spawnTracked([BUN, "--max-http-header-size=262144", "main.ts"], {
+  // Connects on its first query (the database exists by then): reads the unpublished outbox rows.
+  const sql = postgres(dbUrl(database), { max: 1, onnotice: () => {} });
+  return launch({
+    key: "pitstop",
+    id,
+    logName: "pitstop",
+    database,
+    port,
+    cmd: [BUN, "--max-http-header-size=262144", "main.ts"],
     cwd: ROOT,
-    env: childEnv({
+    env: {
       NODE_ENV: "development",
       DATABASE_URL: dbUrl(database),
       PITSTOP_NAMESPACE: namespace,
       LOG_LEVEL: "warn",
       PORT: String(port),
-    }),
-    stdout: Bun.file(`${log}.out`),
-    stderr: Bun.file(`${log}.err`),
-  });
-  const base = {
-    key: "pitstop" as const,
-    pid: child.pid,
-    baseUrl: `http://127.0.0.1:${port}`,
+    },
     path: "/api/v1/bookings",
-    body: "token" as const,
-    database,
+    body: "token",
     groupPrefix: `pitstop-${namespace}.`,
-  };
-  // Connects on its first query (the database exists by then): reads the unpublished outbox rows.
-  const sql = postgres(dbUrl(database), { max: 1, onnotice: () => {} });
-  const stop = async () => {
-    await stopChild(child);
-    await deleteKafkaPrefix(`${namespace}.`).catch((e) => progress(`topics of ${namespace}: ${String(e)}`));
-    await deleteKafkaPrefix(`pitstop-${namespace}.`).catch((e) =>
-      progress(`groups of ${namespace}: ${String(e)}`),
-    );
-    await sql.end({ timeout: 5 }).catch(() => {});
-    return { deadlocks: await dropDatabase(database) };
-  };
-  try {
-    const ok = (path: string) => async () =>
-      (await fetch(`${base.baseUrl}${path}`, { signal: AbortSignal.timeout(3000) })).status === 200;
-    await until(ok("/healthz"), {
-      timeoutMs: 120_000,
-      what: "pitstop /healthz 200",
-      child,
-      log,
-    });
-    await until(ok("/readyz"), { timeoutMs: 90_000, what: "pitstop /readyz 200", child, log });
-    await untilBooks(base, child, log);
-  } catch (error) {
-    await stop().catch(() => {});
-    throw error;
-  }
-  return {
-    ...base,
-    startMs: performance.now() - started,
     outbox: async () =>
       Number((await sql<{ n: string }[]>`select count(*) as n from outbox where published_at is null`)[0]?.n),
-    stop,
-  };
+    cleanUp: async () => {
+      await deleteKafkaPrefix(`${namespace}.`).catch((e) => progress(`topics of ${namespace}: ${String(e)}`));
+      await deleteKafkaPrefix(`pitstop-${namespace}.`).catch((e) =>
+        progress(`groups of ${namespace}: ${String(e)}`),
+      );
+      await sql.end({ timeout: 5 }).catch(() => {});
+    },
+    ready: async (base, child, log) => {
+      await until200(base, "/healthz", 120_000, "pitstop /healthz 200", child, log);
+      await until200(base, "/readyz", 90_000, "pitstop /readyz 200", child, log);
+      await untilBooks(base, child, log);
+    },
+  });
 }
 
 async function startPeer(atomic: boolean): Promise<Running> {
@@ -825,40 +872,26 @@ async function startPeer(atomic: boolean): Promise<Running> {
   const port = freePort();
   databases.add(database);
   topicPrefixes.add(prefix);
-  const log = join(work, `peer-${id}`);
-  const started = performance.now();
-  const child = spawnTracked(["java", "-jar", peerJar], {
-    cwd: peerDir,
-    env: childEnv({ PORT: String(port), PEER_DATABASE: database, PEER_TOPIC_PREFIX: prefix }),
-    stdout: Bun.file(`${log}.out`),
-    stderr: Bun.file(`${log}.err`),
-  });
-  const base = {
-    key: (atomic ? "peer-atomic" : "peer-racy") as Key,
-    pid: child.pid,
-    baseUrl: `http://127.0.0.1:${port}`,
-    path: atomic ? "/api/v1/bookings?slotCheck=atomic" : "/api/v1/bookings",
-    body: "customer" as const,
+  return launch({
+    key: atomic ? "peer-atomic" : "peer-racy",
+    id,
+    logName: "peer",
     database,
+    port,
+    cmd: ["java", "-jar", peerJar],
+    cwd: peerDir,
+    env: { PORT: String(port), PEER_DATABASE: database, PEER_TOPIC_PREFIX: prefix },
+    path: atomic ? "/api/v1/bookings?slotCheck=atomic" : "/api/v1/bookings",
+    body: "customer",
     groupPrefix: prefix,
-  };
-  const stop = async () => {
-    await stopChild(child);
-    await deleteKafkaPrefix(prefix).catch((e) => progress(`topics of ${prefix}: ${String(e)}`));
-    return { deadlocks: await dropDatabase(database) };
-  };
-  try {
-    await until(
-      async () =>
-        (await fetch(`${base.baseUrl}/healthz`, { signal: AbortSignal.timeout(3000) })).status === 200,
-      { timeoutMs: 120_000, what: "the peer's /healthz 200", child, log },
-    );
-    await untilBooks(base, child, log);
-  } catch (error) {
-    await stop().catch(() => {});
-    throw error;
-  }
-  return { ...base, startMs: performance.now() - started, stop };
+    cleanUp: async () => {
+      await deleteKafkaPrefix(prefix).catch((e) => progress(`topics of ${prefix}: ${String(e)}`));
+    },
+    ready: async (base, child, log) => {
+      await until200(base, "/healthz", 120_000, "the peer's /healthz 200", child, log);
+      await untilBooks(base, child, log);
+    },
+  });
 }
 
 async function startPlain(): Promise<Running> {
@@ -867,33 +900,19 @@ async function startPlain(): Promise<Running> {
   const port = freePort();
   databases.add(database);
   await pg.unsafe(`create database "${database}"`);
-  const log = join(work, `plain-${id}`);
-  const started = performance.now();
-  const child = spawnTracked([BUN, "bench/plain-route.ts"], {
-    cwd: ROOT,
-    env: childEnv({ PORT: String(port), DATABASE_URL: dbUrl(database) }),
-    stdout: Bun.file(`${log}.out`),
-    stderr: Bun.file(`${log}.err`),
-  });
-  const base = {
-    key: "plain" as const,
-    pid: child.pid,
-    baseUrl: `http://127.0.0.1:${port}`,
-    path: "/bookings",
-    body: "customer" as const,
+  return launch({
+    key: "plain",
+    id,
+    logName: "plain",
     database,
-  };
-  const stop = async () => {
-    await stopChild(child);
-    return { deadlocks: await dropDatabase(database) };
-  };
-  try {
-    await untilBooks(base, child, log);
-  } catch (error) {
-    await stop().catch(() => {});
-    throw error;
-  }
-  return { ...base, startMs: performance.now() - started, stop };
+    port,
+    cmd: [BUN, "bench/plain-route.ts"],
+    cwd: ROOT,
+    env: { PORT: String(port), DATABASE_URL: dbUrl(database) },
+    path: "/bookings",
+    body: "customer",
+    ready: (base, child, log) => untilBooks(base, child, log),
+  });
 }
 
 const START: Record<Key, () => Promise<Running>> = {
@@ -1012,9 +1031,33 @@ interface WrkResult {
   statuses: Record<string, number>;
 }
 
-async function runWrk(r: Running, connections: number, seconds: number): Promise<WrkResult> {
+/**
+ * Runs a load generator (`what`, for errors) as a process of ours (stopped with the rest on SIGINT/SIGTERM) and
+ * gives the JSON of its stdout's `BENCH_RESULT <json>` line.
+ */
+async function runForResult<T>(
+  what: string,
+  cmd: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> },
+): Promise<T> {
   checkStop();
-  const child = Bun.spawn(
+  const child = Bun.spawn(cmd, { ...options, stdout: "pipe", stderr: "pipe" });
+  const tracked = child as unknown as Child;
+  children.add(tracked);
+  const [out, err] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  await child.exited;
+  children.delete(tracked);
+  const line = out.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
+  if (!line) throw new Error(`${what} printed no result (exit ${child.exitCode}):\n${out}\n${err}`);
+  return JSON.parse(line.slice("BENCH_RESULT ".length)) as T;
+}
+
+function runWrk(r: Running, connections: number, seconds: number): Promise<WrkResult> {
+  return runForResult<WrkResult>(
+    "wrk",
     [
       "wrk",
       `-t${WRK_THREADS}`,
@@ -1033,42 +1076,14 @@ async function runWrk(r: Running, connections: number, seconds: number): Promise
         BENCH_WRK_BODY: r.body,
         BENCH_WRK_PATH: r.path,
       },
-      stdout: "pipe",
-      stderr: "pipe",
     },
   );
-  const tracked = child as unknown as Child;
-  children.add(tracked);
-  const [out, err] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
-  await child.exited;
-  children.delete(tracked);
-  const line = out.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
-  if (!line) throw new Error(`wrk printed no result (exit ${child.exitCode}):\n${out}\n${err}`);
-  return JSON.parse(line.slice("BENCH_RESULT ".length)) as WrkResult;
 }
 
-async function runGenerator<T>(spec: object): Promise<T> {
-  checkStop();
-  const child = Bun.spawn([BUN, "bench/open-loop.ts", JSON.stringify(spec)], {
+function runGenerator<T>(spec: object): Promise<T> {
+  return runForResult<T>("bench/open-loop.ts", [BUN, "bench/open-loop.ts", JSON.stringify(spec)], {
     cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const tracked = child as unknown as Child;
-  children.add(tracked);
-  const [out, err] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
-  await child.exited;
-  children.delete(tracked);
-  const line = out.split("\n").find((l) => l.startsWith("BENCH_RESULT "));
-  if (!line)
-    throw new Error(`bench/open-loop.ts printed no result (exit ${child.exitCode}):\n${out}\n${err}`);
-  return JSON.parse(line.slice("BENCH_RESULT ".length)) as T;
 }
 
 /** After a start: the wrk warm-up (discarded), then until the contender's backlog is 0 (bounded), then 1 s. */
@@ -1083,6 +1098,55 @@ async function warmUp(r: Running, connections: number): Promise<{ requests: numb
   }
   await Bun.sleep(1000); // let the servers' background work (flushes, GC) of the warm-up pass
   return { requests: w?.requests ?? 0, settleMs: performance.now() - t0 };
+}
+
+/**
+ * One round with a freshly started contender: `measure` fills `result`; an error (of the start too) is recorded in
+ * `result.error` and logged as "<what> failed"; the contender is always stopped, its database's deadlocks kept in
+ * `result.deadlocks` (a failing stop is logged unless `quietStop`).
+ */
+async function withContender<R extends { error?: string; deadlocks?: number }>(
+  result: R,
+  start: () => Promise<Running>,
+  what: string,
+  measure: (running: Running) => Promise<void>,
+  quietStop = false,
+): Promise<R> {
+  let running: Running | undefined;
+  try {
+    running = await start();
+    await measure(running);
+  } catch (error) {
+    result.error = error instanceof Error ? error.message : String(error);
+    progress(`  ${what} failed: ${result.error}`);
+  } finally {
+    if (running) {
+      const name = NAMES[running.key];
+      const stopped = await running.stop().catch((e) => {
+        if (!quietStop) progress(`  stopping ${name} failed: ${String(e)}`);
+        return { deadlocks: undefined };
+      });
+      result.deadlocks = stopped.deadlocks;
+    }
+  }
+  return result;
+}
+
+/** Counts of a load generator's `{ status: count }`. */
+function statusesOf(counts: Record<string, number>): Statuses {
+  const statuses = new Statuses();
+  for (const [s, n] of Object.entries(counts)) statuses.add(s, n);
+  return statuses;
+}
+
+/** The CPU figures of a measured span that every round reports besides the server's CPU per 201. */
+function cpuFigures(used: CpuUsed): Pick<CpuUsed, "serverPct" | "machinePct" | "kafkaPct" | "postgresPct"> {
+  return {
+    serverPct: used.serverPct,
+    machinePct: used.machinePct,
+    kafkaPct: used.kafkaPct,
+    postgresPct: used.postgresPct,
+  };
 }
 
 interface ClosedResult {
@@ -1113,11 +1177,9 @@ interface ClosedResult {
   deadlocks?: number;
 }
 
-async function closedRound(key: Key, round: number, connections: number): Promise<ClosedResult> {
+function closedRound(key: Key, round: number, connections: number): Promise<ClosedResult> {
   const result: ClosedResult = { key, round, connections };
-  let running: Running | undefined;
-  try {
-    running = await START[key]();
+  return withContender(result, START[key], `${NAMES[key]} round ${round}`, async (running) => {
     result.startMs = running.startMs;
     result.warmupRequests = (await warmUp(running, connections)).requests;
     const cpu = cpuSpan(running.pid);
@@ -1127,8 +1189,7 @@ async function closedRound(key: Key, round: number, connections: number): Promis
     result.others = othersDuring(from, performance.now());
     if (running.groupPrefix) result.keepUp = await keepUp(running, KEEPUP_TIMEOUT_MS);
     const withCatchUp = cpu(); // the same span, on until the consumer groups caught up
-    const statuses = new Statuses();
-    for (const [s, n] of Object.entries(w.statuses)) statuses.add(s, n);
+    const statuses = statusesOf(w.statuses);
     const seconds = w.durationUs / 1e6;
     const e = w.errors;
     Object.assign(result, {
@@ -1143,28 +1204,13 @@ async function closedRound(key: Key, round: number, connections: number): Promis
         e.connect + e.read + e.write + e.timeout
           ? `connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}`
           : "0",
-      serverPct: used.serverPct,
+      ...cpuFigures(used),
       cpuMsPer201: used.serverMs / Math.max(1, statuses.get(201)),
       cpuMsPer201WithCatchUp: running.groupPrefix
         ? withCatchUp.serverMs / Math.max(1, statuses.get(201))
         : undefined,
-      machinePct: used.machinePct,
-      kafkaPct: used.kafkaPct,
-      postgresPct: used.postgresPct,
     });
-  } catch (error) {
-    result.error = error instanceof Error ? error.message : String(error);
-    progress(`  ${NAMES[key]} round ${round} failed: ${result.error}`);
-  } finally {
-    if (running) {
-      const stopped = await running.stop().catch((e) => {
-        progress(`  stopping ${NAMES[key]} failed: ${String(e)}`);
-        return { deadlocks: undefined };
-      });
-      result.deadlocks = stopped.deadlocks;
-    }
-  }
-  return result;
+  });
 }
 
 interface OpenResult {
@@ -1198,11 +1244,9 @@ interface OpenOutput {
   sendLagMaxMs: number;
 }
 
-async function openRound(key: Key, round: number): Promise<OpenResult> {
+function openRound(key: Key, round: number): Promise<OpenResult> {
   const result: OpenResult = { key, round };
-  let running: Running | undefined;
-  try {
-    running = await START[key]();
+  return withContender(result, START[key], `${NAMES[key]} open-loop round ${round}`, async (running) => {
     await warmUp(running, CONNECTIONS[0] ?? 20);
     const cpu = cpuSpan(running.pid);
     const from = performance.now();
@@ -1217,8 +1261,7 @@ async function openRound(key: Key, round: number): Promise<OpenResult> {
     });
     const used = cpu();
     result.others = othersDuring(from, performance.now());
-    const statuses = new Statuses();
-    for (const [s, n] of Object.entries(o.statuses)) statuses.add(s, n);
+    const statuses = statusesOf(o.statuses);
     Object.assign(result, {
       sent: o.sent,
       statuses,
@@ -1227,25 +1270,10 @@ async function openRound(key: Key, round: number): Promise<OpenResult> {
       maxMs: o.maxMs,
       sendLagP99Ms: o.sendLagP99Ms,
       sendLagMaxMs: o.sendLagMaxMs,
-      serverPct: used.serverPct,
+      ...cpuFigures(used),
       cpuMsPerBooking: used.serverMs / Math.max(1, statuses.get(201)),
-      machinePct: used.machinePct,
-      kafkaPct: used.kafkaPct,
-      postgresPct: used.postgresPct,
     });
-  } catch (error) {
-    result.error = error instanceof Error ? error.message : String(error);
-    progress(`  ${NAMES[key]} open-loop round ${round} failed: ${result.error}`);
-  } finally {
-    if (running) {
-      const stopped = await running.stop().catch((e) => {
-        progress(`  stopping ${NAMES[key]} failed: ${String(e)}`);
-        return { deadlocks: undefined };
-      });
-      result.deadlocks = stopped.deadlocks;
-    }
-  }
-  return result;
+  });
 }
 
 interface BurstSlot {
@@ -1268,11 +1296,9 @@ interface BurstResult {
   sample202?: string;
 }
 
-async function burstRound(customers: { id: string; token: string }[]): Promise<BurstResult> {
+function burstRound(customers: { id: string; token: string }[]): Promise<BurstResult> {
   const result: BurstResult = {};
-  let running: Running | undefined;
-  try {
-    running = await startPitstop();
+  const measure = async (running: Running) => {
     result.startMs = running.startMs;
     const hour =
       Math.floor(Date.now() / 3_600_000) * 3_600_000 +
@@ -1332,16 +1358,8 @@ async function burstRound(customers: { id: string; token: string }[]): Promise<B
     } finally {
       await sql.end({ timeout: 5 });
     }
-  } catch (error) {
-    result.error = error instanceof Error ? error.message : String(error);
-    progress(`  burst failed: ${result.error}`);
-  } finally {
-    if (running) {
-      const stopped = await running.stop().catch(() => ({ deadlocks: undefined }));
-      result.deadlocks = stopped.deadlocks;
-    }
-  }
-  return result;
+  };
+  return withContender(result, startPitstop, "burst", measure, true);
 }
 
 // ------------------------------------------------------------------------------------------------ the run
@@ -1435,6 +1453,15 @@ function report(r: {
   const out: string[] = [];
   const n = (v: number | undefined, d = 1) => (v === undefined || Number.isNaN(v) ? "n/a" : fmt(v, d));
   const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "**met**" : "missed");
+  /** A round's latency and CPU cells: p50, p99, max ms, server CPU %, CPU ms per 201, Kafka / Postgres / machine. */
+  const latencyAndCpu = (x: ClosedResult | OpenResult, cpuMsPer201: number | undefined) => [
+    n(x.p50Ms, 2),
+    n(x.p99Ms, 2),
+    n(x.maxMs, 2),
+    n(x.serverPct),
+    n(cpuMsPer201, 2),
+    `${n(x.kafkaPct)} / ${n(x.postgresPct)} / ${n(x.machinePct)}`,
+  ];
   out.push("## POST /api/v1/bookings: pitstop vs the Spring peer vs a plain route, each its own process");
   out.push("");
   out.push(machineNote());
@@ -1472,12 +1499,7 @@ function report(r: {
           c.statuses?.get(201) ?? 0,
           c.statuses?.describe() ?? "",
           n(c.rate201),
-          n(c.p50Ms, 2),
-          n(c.p99Ms, 2),
-          n(c.maxMs, 2),
-          n(c.serverPct),
-          n(c.cpuMsPer201, 2),
-          `${n(c.kafkaPct)} / ${n(c.postgresPct)} / ${n(c.machinePct)}`,
+          ...latencyAndCpu(c, c.cpuMsPer201),
           `${c.socketErrors}; deadlocks ${c.deadlocks ?? "n/a"}; start ${n(c.startMs, 0)} ms; warm-up ${c.warmupRequests}`,
           c.others ?? "",
         ],
@@ -1562,6 +1584,20 @@ function report(r: {
   // open loop
   out.push(`### Open loop, ${OPEN_RATE} bookings/s (latency from the intended send time), per round`);
   out.push("");
+  const openRows = r.open.map((o) =>
+    o.error
+      ? [o.round, NAMES[o.key], `failed: ${o.error.split("\n")[0]}`, ...Array<string>(10).fill("")]
+      : [
+          o.round,
+          NAMES[o.key],
+          o.sent ?? 0,
+          o.statuses?.describe([]) ?? "",
+          ...latencyAndCpu(o, o.cpuMsPerBooking),
+          `${n(o.sendLagP99Ms, 2)} / ${n(o.sendLagMaxMs, 2)}`,
+          o.deadlocks ?? "n/a",
+          o.others ?? "",
+        ],
+  );
   out.push(
     table(
       [
@@ -1579,25 +1615,7 @@ function report(r: {
         "db deadlocks",
         "others' bun test / main.ts seen (samples)",
       ],
-      r.open.map((o) =>
-        o.error
-          ? [o.round, NAMES[o.key], `failed: ${o.error.split("\n")[0]}`, ...Array<string>(10).fill("")]
-          : [
-              o.round,
-              NAMES[o.key],
-              o.sent ?? 0,
-              o.statuses?.describe([]) ?? "",
-              n(o.p50Ms, 2),
-              n(o.p99Ms, 2),
-              n(o.maxMs, 2),
-              n(o.serverPct),
-              n(o.cpuMsPerBooking, 2),
-              `${n(o.kafkaPct)} / ${n(o.postgresPct)} / ${n(o.machinePct)}`,
-              `${n(o.sendLagP99Ms, 2)} / ${n(o.sendLagMaxMs, 2)}`,
-              o.deadlocks ?? "n/a",
-              o.others ?? "",
-            ],
-      ),
+      openRows,
     ),
   );
   out.push("");
@@ -1686,113 +1704,96 @@ function report(r: {
   const ratioOf = (a: number, c: number) => a / c;
   const rx = (v: number) => (Number.isFinite(v) ? `${v.toFixed(3)}x` : "n/a");
   const rows: (string | number)[][] = [];
-  const vals = (pick: (k: Key) => number, d = 1) => ALL.map((k) => n(pick(k), d));
+  /**
+   * A summary row of a measure: its median per contender, pitstop's ratio to the race-free peer and (unless
+   * `vsPlain` is false) to plain, the goal and the verdict.
+   */
+  const measureRow = (
+    label: string,
+    pick: (k: Key) => number,
+    decimals: number,
+    goal = "(none)",
+    met = "",
+    vsPlain = true,
+  ): (string | number)[] => [
+    label,
+    ...ALL.map((k) => n(pick(k), decimals)),
+    rx(ratioOf(pick("pitstop"), pick("peer-atomic"))),
+    vsPlain ? rx(ratioOf(pick("pitstop"), pick("plain"))) : "",
+    goal,
+    met,
+  ];
   for (const conns of CONNECTIONS) {
     const rate = (k: Key) => closedMed(k, conns, (c) => c.rate201);
     const vPeer = ratioOf(rate("pitstop"), rate("peer-atomic"));
     const vPlain = ratioOf(rate("pitstop"), rate("plain"));
-    rows.push([
-      `closed loop ${conns} conns: 201/s`,
-      ...vals(rate),
-      rx(vPeer),
-      rx(vPlain),
-      `>= ${GOAL.vsPeer.toFixed(1)}x peer race-free, >= ${GOAL.vsPlain}x plain`,
-      Number.isFinite(vPeer) && Number.isFinite(vPlain)
-        ? `peer ${verdict(vPeer >= GOAL.vsPeer)}, plain ${verdict(vPlain >= GOAL.vsPlain)}`
-        : "n/a",
-    ]);
+    rows.push(
+      measureRow(
+        `closed loop ${conns} conns: 201/s`,
+        rate,
+        1,
+        `>= ${GOAL.vsPeer.toFixed(1)}x peer race-free, >= ${GOAL.vsPlain}x plain`,
+        Number.isFinite(vPeer) && Number.isFinite(vPlain)
+          ? `peer ${verdict(vPeer >= GOAL.vsPeer)}, plain ${verdict(vPlain >= GOAL.vsPlain)}`
+          : "n/a",
+      ),
+    );
   }
   for (const conns of CONNECTIONS) {
     const p99 = (k: Key) => closedMed(k, conns, (c) => c.p99Ms);
     const v = ratioOf(p99("pitstop"), p99("plain"));
-    rows.push([
-      `closed loop ${conns} conns: p99 ms`,
-      ...vals(p99, 2),
-      rx(ratioOf(p99("pitstop"), p99("peer-atomic"))),
-      rx(v),
-      `<= ${GOAL.p99VsPlain}x plain`,
-      Number.isFinite(v) ? verdict(v <= GOAL.p99VsPlain) : "n/a",
-    ]);
+    rows.push(
+      measureRow(
+        `closed loop ${conns} conns: p99 ms`,
+        p99,
+        2,
+        `<= ${GOAL.p99VsPlain}x plain`,
+        Number.isFinite(v) ? verdict(v <= GOAL.p99VsPlain) : "n/a",
+      ),
+    );
   }
-  for (const conns of CONNECTIONS) {
-    const p50 = (k: Key) => closedMed(k, conns, (c) => c.p50Ms);
-    rows.push([
-      `closed loop ${conns} conns: p50 ms`,
-      ...vals(p50, 2),
-      rx(ratioOf(p50("pitstop"), p50("peer-atomic"))),
-      rx(ratioOf(p50("pitstop"), p50("plain"))),
-      "(none)",
-      "",
-    ]);
+  const closedMeasures: [string, (c: ClosedResult) => number | undefined, boolean][] = [
+    ["p50 ms", (c) => c.p50Ms, true],
+    ["server CPU ms per 201", (c) => c.cpuMsPer201, true],
+    ["server CPU ms per 201, load + catch-up", (c) => c.cpuMsPer201WithCatchUp, false],
+  ];
+  for (const [what, pick, vsPlain] of closedMeasures) {
+    for (const conns of CONNECTIONS) {
+      const med = (k: Key) => closedMed(k, conns, pick);
+      rows.push(measureRow(`closed loop ${conns} conns: ${what}`, med, 2, "(none)", "", vsPlain));
+    }
   }
-  for (const conns of CONNECTIONS) {
-    const cpu = (k: Key) => closedMed(k, conns, (c) => c.cpuMsPer201);
-    rows.push([
-      `closed loop ${conns} conns: server CPU ms per 201`,
-      ...vals(cpu, 2),
-      rx(ratioOf(cpu("pitstop"), cpu("peer-atomic"))),
-      rx(ratioOf(cpu("pitstop"), cpu("plain"))),
-      "(none)",
-      "",
-    ]);
+  const openLatencies: [string, (o: OpenResult) => number | undefined, number][] = [
+    ["p50 ms", (o) => o.p50Ms, GOAL.openP50Ms],
+    ["p99 ms", (o) => o.p99Ms, GOAL.openP99Ms],
+  ];
+  for (const [what, pick, goalMs] of openLatencies) {
+    const med = (k: Key) => openMed(k, pick);
+    const pitstop = med("pitstop");
+    rows.push(
+      measureRow(
+        `open loop ${OPEN_RATE}/s: ${what}`,
+        med,
+        2,
+        `<= ${goalMs} ms`,
+        Number.isNaN(pitstop) ? "n/a" : verdict(pitstop <= goalMs),
+      ),
+    );
   }
-  for (const conns of CONNECTIONS) {
-    const cpu = (k: Key) => closedMed(k, conns, (c) => c.cpuMsPer201WithCatchUp);
-    rows.push([
-      `closed loop ${conns} conns: server CPU ms per 201, load + catch-up`,
-      ...vals(cpu, 2),
-      rx(ratioOf(cpu("pitstop"), cpu("peer-atomic"))),
-      "",
-      "(none)",
-      "",
-    ]);
-  }
-  const op50 = (k: Key) => openMed(k, (o) => o.p50Ms);
-  const op99 = (k: Key) => openMed(k, (o) => o.p99Ms);
   const ocpu = (k: Key) => openMed(k, (o) => o.cpuMsPerBooking);
-  rows.push([
-    `open loop ${OPEN_RATE}/s: p50 ms`,
-    ...vals(op50, 2),
-    rx(ratioOf(op50("pitstop"), op50("peer-atomic"))),
-    rx(ratioOf(op50("pitstop"), op50("plain"))),
-    `<= ${GOAL.openP50Ms} ms`,
-    Number.isNaN(op50("pitstop")) ? "n/a" : verdict(op50("pitstop") <= GOAL.openP50Ms),
-  ]);
-  rows.push([
-    `open loop ${OPEN_RATE}/s: p99 ms`,
-    ...vals(op99, 2),
-    rx(ratioOf(op99("pitstop"), op99("peer-atomic"))),
-    rx(ratioOf(op99("pitstop"), op99("plain"))),
-    `<= ${GOAL.openP99Ms} ms`,
-    Number.isNaN(op99("pitstop")) ? "n/a" : verdict(op99("pitstop") <= GOAL.openP99Ms),
-  ]);
   const cpuRatio = ratioOf(ocpu("pitstop"), ocpu("peer-atomic"));
-  rows.push([
-    `open loop ${OPEN_RATE}/s: server CPU ms per booking`,
-    ...vals(ocpu, 2),
-    rx(cpuRatio),
-    rx(ratioOf(ocpu("pitstop"), ocpu("plain"))),
-    `<= ${GOAL.cpuVsPeer}x peer race-free`,
-    Number.isFinite(cpuRatio) ? verdict(cpuRatio <= GOAL.cpuVsPeer) : "n/a",
-  ]);
-  rows.push([
-    `open loop ${OPEN_RATE}/s: server CPU % of a core`,
-    ...vals((k) => openMed(k, (o) => o.serverPct)),
-    rx(
-      ratioOf(
-        openMed("pitstop", (o) => o.serverPct),
-        openMed("peer-atomic", (o) => o.serverPct),
-      ),
+  rows.push(
+    measureRow(
+      `open loop ${OPEN_RATE}/s: server CPU ms per booking`,
+      ocpu,
+      2,
+      `<= ${GOAL.cpuVsPeer}x peer race-free`,
+      Number.isFinite(cpuRatio) ? verdict(cpuRatio <= GOAL.cpuVsPeer) : "n/a",
     ),
-    rx(
-      ratioOf(
-        openMed("pitstop", (o) => o.serverPct),
-        openMed("plain", (o) => o.serverPct),
-      ),
-    ),
-    "(none)",
-    "",
-  ]);
+  );
+  rows.push(
+    measureRow(`open loop ${OPEN_RATE}/s: server CPU % of a core`, (k) => openMed(k, (o) => o.serverPct), 1),
+  );
   const best = r.closed
     .filter((c) => c.key === "pitstop" && ok(c) && c.keepUp)
     .sort((a, c) => (c.rate201 ?? 0) - (a.rate201 ?? 0))[0];

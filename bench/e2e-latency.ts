@@ -17,6 +17,10 @@
  *   acks=-1, one request in flight) sends at the same rate, open loop; a consumer (eachMessage, maxWaitTimeInMs 100
  *   like the runtime's consumers) in the same process receives; latency = receive time - time before send.
  *
+ * - baseline 2: a Postgres commit at the same rate, open loop: one transaction inserting one row into a scratch
+ *   table, on a pool of its own (10 connections, as the system's); latency = commit answered - time before begin.
+ *   Issue 10's goal: pitstop's p99 at most Kafka's p99 + this p99 + 10 ms.
+ *
  * The rate and total duration are per contender: the duration is split into interleaved rounds (kafka, pitstop,
  * kafka, pitstop...), each contender warmed up once before round 1 (not counted). Reported: p50/p99 per round,
  * their medians, and p50/p99 over all samples of a contender.
@@ -53,6 +57,7 @@ import {
   ROUNDS,
   sameCode,
   setup,
+  shortId,
   stopwatch,
   table,
   waitUntil,
@@ -340,6 +345,59 @@ async function kafkaRound(count: number): Promise<RoundResult> {
   };
 }
 
+const commitSql = (await import("postgres")).default(config.postgres.url, {
+  max: 10,
+  onnotice: () => {},
+  connection: { application_name: "bench-commit" },
+});
+const probeTable = `bench_commit_probe_${shortId()}`;
+await commitSql.unsafe(
+  `create table ${probeTable} (id bigserial primary key, at timestamptz not null default now(), v text)`,
+);
+
+async function postgresRound(count: number): Promise<RoundResult> {
+  const statuses = new StatusCounts();
+  const cpu = cpuMeter();
+  const lag = loopLag();
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const { ms } = await paced(count, (i) => {
+    const sentAt = now();
+    pending.push(
+      commitSql
+        .begin((tx) => tx.unsafe(`insert into ${probeTable} (v) values ($1)`, [String(i)]))
+        .then(
+          () => {
+            latencies.push(now() - sentAt);
+            statuses.add(200);
+          },
+          (error) => {
+            statuses.add(0);
+            console.error(`[e2e] postgres commit failed: ${String(error)}`);
+          },
+        ),
+    );
+    return true;
+  });
+  await Promise.all(pending);
+  return {
+    sent: count,
+    rate: Math.round((count / (ms / 1000)) * 10) / 10,
+    skippedTicks: 0,
+    statuses,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: percentile(latencies, 100),
+    answerP50: percentile(latencies, 50),
+    answerP99: percentile(latencies, 99),
+    lost: count - latencies.length,
+    latencies,
+    answers: latencies,
+    cpu: cpu(),
+    lag: lag(),
+  };
+}
+
 let next = 0;
 
 async function pitstopRound(count: number): Promise<RoundResult> {
@@ -431,10 +489,12 @@ async function pitstopRound(count: number): Promise<RoundResult> {
 }
 
 const KAFKA = "kafkajs produce -> consume (scratch topic)";
+const POSTGRES = "postgres commit (begin, insert one row, commit)";
 const PITSTOP = "pitstop POST progress -> WebSocket frame";
 
 console.error(`[e2e] warm-up: ${WARMUP} sends each at ${RATE}/s`);
 const warmKafka = await kafkaRound(WARMUP);
+await postgresRound(WARMUP);
 const warmPitstop = await pitstopRound(WARMUP);
 console.error(
   `[e2e] warm-up: kafka p50 ${fmt(warmKafka.p50, 2)} ms, pitstop p50 ${fmt(warmPitstop.p50, 2)} ms (lost ${warmPitstop.lost})`,
@@ -450,6 +510,7 @@ try {
     ROUNDS,
     [
       { name: KAFKA, run: () => kafkaRound(PER_ROUND) },
+      { name: POSTGRES, run: () => postgresRound(PER_ROUND) },
       { name: PITSTOP, run: () => pitstopRound(PER_ROUND) },
     ],
     (name, round, r) =>
@@ -464,6 +525,8 @@ try {
   ));
 } finally {
   cleanUp = await tearDown();
+  await commitSql.unsafe(`drop table if exists ${probeTable}`).catch(() => {});
+  await commitSql.end({ timeout: 5 });
 }
 console.error(`[e2e] clean-up: ${JSON.stringify(cleanUp)}`);
 const codeAtEnd = codeState();
@@ -472,7 +535,7 @@ const finishedAt = new Date();
 // --- report
 const rows: (string | number)[][] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  for (const name of [KAFKA, PITSTOP]) {
+  for (const name of [KAFKA, POSTGRES, PITSTOP]) {
     const r = results.get(name)?.[round] as RoundResult;
     const pitstop = name === PITSTOP;
     rows.push([
@@ -482,7 +545,7 @@ for (let round = 0; round < ROUNDS; round++) {
       fmt(r.rate),
       pitstop
         ? `${r.statuses.get(200)} / ${r.statuses.get(409)} / ${r.statuses.get(202)} / ${r.statuses.other([200, 409, 202])}`
-        : `${r.statuses.get(200)} acked / ${r.statuses.other([200])} failed`,
+        : `${r.statuses.get(200)} ${name === KAFKA ? "acked" : "committed"} / ${r.statuses.other([200])} failed`,
       fmt(r.p50, 2),
       fmt(r.p99, 2),
       fmt(r.max, 2),
@@ -497,7 +560,7 @@ for (let round = 0; round < ROUNDS; round++) {
     ]);
   }
 }
-const summary = [KAFKA, PITSTOP].map((name) => {
+const summary = [KAFKA, POSTGRES, PITSTOP].map((name) => {
   const list = results.get(name) ?? [];
   const all = list.flatMap((r) => r.latencies);
   const answers = list.flatMap((r) => r.answers);
@@ -566,6 +629,19 @@ out.push(
   ),
 );
 out.push("");
+{
+  const p99Of = (name: string) =>
+    percentile(
+      (results.get(name) ?? []).flatMap((r) => r.latencies),
+      99,
+    );
+  const bound = p99Of(KAFKA) + p99Of(POSTGRES) + 10;
+  const got = p99Of(PITSTOP);
+  out.push(
+    `Goal (issue 10): pitstop p99 <= Kafka round trip p99 + Postgres commit p99 + 10 ms = ${fmt(p99Of(KAFKA), 2)} + ${fmt(p99Of(POSTGRES), 2)} + 10 = ${fmt(bound, 2)} ms (all samples); pitstop p99 ${fmt(got, 2)} ms: **${got <= bound ? "met" : "missed"}**.`,
+  );
+  out.push("");
+}
 if (hopsCount > 0) {
   out.push(
     `Where the time goes (pitstop, ${hopsCount} commands of the measured rounds whose REPAIR_IN_PROGRESS outbox row and frame were both found; \`created_at\` = start of the transaction that committed the turn, with group commit the batch's; \`published_at\` = when the relay marked the row, after Kafka acknowledged it). ms:`,
