@@ -272,8 +272,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
     cell.version = version;
     cell.lastPartition = record.partition;
     cell.lastOffset = record.offset;
-    // Group commit hands its rows to the publisher itself; a turn committed alone wakes it.
-    if (outbox.length > 0 && !this.deps.groupCommit) this.deps.outboxWritten(lease);
+    if (outbox.length > 0) this.deps.outboxWritten();
   }
 
   private afterCommit(cell: Cell<S>, record: InboundRecord, result: TurnResult<S>): void {
@@ -321,7 +320,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
     cell.parked = park;
     if (status === "parked") this.stats.parked++;
     else this.stats.deadLetters++;
-    this.deps.outboxWritten(lease);
+    this.deps.outboxWritten();
     const replyTo = record.headers[REPLY_TO_HEADER];
     if (replyTo)
       this.deps.fabric?.reply(replyTo, {

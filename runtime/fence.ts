@@ -166,29 +166,21 @@ export async function checkLease(tx: Tx, lease: PartitionLease): Promise<void> {
 
 /**
  * Inside a batch's transaction: the items whose lease is still current (share-locked till commit); the others are
- * returned with their FencedError. Each distinct lease is checked once, all in one statement.
+ * returned with their FencedError. Each distinct lease is checked once.
  */
 export async function splitByLease<T extends { lease: PartitionLease }>(
   tx: Tx,
   items: T[],
 ): Promise<{ live: T[]; fenced: [T, FencedError][] }> {
-  const id = (l: { groupId: string; topic: string; partition: number }) =>
-    `${l.groupId}\u0000${l.topic}\u0000${l.partition}`;
-  const leases = [...new Map(items.map((item) => [id(item.lease), item.lease])).values()];
+  const id = (l: PartitionLease) => `${l.groupId}\u0000${l.topic}\u0000${l.partition}`;
+  const leases = new Map(items.map((item) => [id(item.lease), item.lease]));
   const epochs = new Map<string, number>();
-  if (leases.length > 0) {
-    // Every lease in one statement: a batch spans many partitions, and a statement each was a round trip each.
-    const rows = await tx<{ group_id: string; topic: string; partition: number; epoch: string }[]>`
-      select group_id, topic, partition, epoch from partition_owner
-      where (group_id, topic, partition) in (
-        select * from unnest(${leases.map((l) => l.groupId)}::text[], ${leases.map((l) => l.topic)}::text[],
-          ${leases.map((l) => String(l.partition))}::int[]))
+  for (const [key, lease] of leases) {
+    const [row] = await tx<{ epoch: string }[]>`
+      select epoch from partition_owner
+      where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
       for share`;
-    for (const row of rows)
-      epochs.set(
-        id({ groupId: row.group_id, topic: row.topic, partition: row.partition }),
-        Number(row.epoch),
-      );
+    if (row) epochs.set(key, Number(row.epoch));
   }
   const live: T[] = [];
   const fenced: [T, FencedError][] = [];
