@@ -327,21 +327,35 @@ async function kafkaRound(count: number): Promise<RoundResult> {
     if (e?.ackedAt) answers.push(e.ackedAt - e.sentAt);
     arrivals.delete(id);
   }
+  return baselineResult({ count, ms, statuses, latencies, answers, lost, cpu: used, lag: lagged });
+}
+
+/** A baseline round's result (no skipped ticks: a baseline sends on every tick). */
+function baselineResult(r: {
+  count: number;
+  ms: number;
+  statuses: StatusCounts;
+  latencies: number[];
+  answers: number[];
+  lost: number;
+  cpu: RoundResult["cpu"];
+  lag: RoundResult["lag"];
+}): RoundResult {
   return {
-    sent: count,
-    rate: Math.round((count / (ms / 1000)) * 10) / 10,
+    sent: r.count,
+    rate: Math.round((r.count / (r.ms / 1000)) * 10) / 10,
     skippedTicks: 0,
-    statuses,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    max: percentile(latencies, 100),
-    answerP50: percentile(answers, 50),
-    answerP99: percentile(answers, 99),
-    lost,
-    latencies,
-    answers,
-    cpu: used,
-    lag: lagged,
+    statuses: r.statuses,
+    p50: percentile(r.latencies, 50),
+    p99: percentile(r.latencies, 99),
+    max: percentile(r.latencies, 100),
+    answerP50: percentile(r.answers, 50),
+    answerP99: percentile(r.answers, 99),
+    lost: r.lost,
+    latencies: r.latencies,
+    answers: r.answers,
+    cpu: r.cpu,
+    lag: r.lag,
   };
 }
 
@@ -380,22 +394,8 @@ async function postgresRound(count: number): Promise<RoundResult> {
     return true;
   });
   await Promise.all(pending);
-  return {
-    sent: count,
-    rate: Math.round((count / (ms / 1000)) * 10) / 10,
-    skippedTicks: 0,
-    statuses,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    max: percentile(latencies, 100),
-    answerP50: percentile(latencies, 50),
-    answerP99: percentile(latencies, 99),
-    lost: count - latencies.length,
-    latencies,
-    answers: latencies,
-    cpu: cpu(),
-    lag: lag(),
-  };
+  const lost = count - latencies.length;
+  return baselineResult({ count, ms, statuses, latencies, answers: latencies, lost, cpu: cpu(), lag: lag() });
 }
 
 let next = 0;
