@@ -66,8 +66,11 @@ export function createSystem(config: Config, log: Logger): System {
     clientId: `${config.kafka.clientId}-health`,
     overrides: { retry: { retries: 0 }, connectionTimeout: 1000, requestTimeout: 2000 },
   });
+  // One admin client kept connected for the health and readiness checks: connecting anew for each check costs
+  // a TCP connection and an API-versions exchange, which on a busy broker alone outlasted the check's timeout.
+  const probeAdmin = probeKafka.admin();
   const probes: Probe[] = [
-    { name: "kafka", check: () => pingKafka(probeKafka) },
+    { name: "kafka", check: () => pingKafka(probeAdmin) },
     { name: "postgres", check: () => pingDatabase(database.sql) },
     { name: "redis", check: () => pingRedis(redis) },
     { name: "nats", check: async () => pingNats(await nats.get()) },
@@ -101,10 +104,9 @@ export function createSystem(config: Config, log: Logger): System {
     settings: config.service,
   });
   const groups = consumerGroupsOf({ ...definitions, groupPrefix: natsPrefix });
-  const readinessAdmin = probeKafka.admin();
   const readiness = async () => {
-    await readinessAdmin.connect(); // idempotent; reconnects after an outage
-    return groupReadiness(readinessAdmin, groups, config.service.readyMaxLag);
+    await probeAdmin.connect(); // idempotent; reconnects after an outage
+    return groupReadiness(probeAdmin, groups, config.service.readyMaxLag);
   };
   let phase: "running" | "draining" | "closing" = "running";
   const app = createApp({ probes, log, routes, readiness, shutdown: () => phase });
@@ -150,7 +152,7 @@ export function createSystem(config: Config, log: Logger): System {
       await host?.stop();
       await Promise.all((config.run.reactors ? domain?.jobs : [])?.map((job) => job.stop()) ?? []);
       await client.close();
-      await Promise.allSettled([database.close(), redis.quit(), nats.close(), readinessAdmin.disconnect()]);
+      await Promise.allSettled([database.close(), redis.quit(), nats.close(), probeAdmin.disconnect()]);
     },
   };
 }

@@ -71,6 +71,11 @@ export class OutboxRelay {
   private lastHousekeeping = 0;
   readonly stats = { published: 0, batches: 0, leader: false, errors: 0, deleted: 0, reopened: 0 };
 
+  /** Whether `topic`'s rows are held back now because its last send failed. */
+  heldBack(topic: string): boolean {
+    return this.blocked.has(topic);
+  }
+
   constructor(private readonly options: OutboxRelayOptions) {
     this.sql = this.openSession();
     // Few retries here: a topic that keeps failing is held back and tried again later (see `blocked`), so a

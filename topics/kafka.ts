@@ -3,7 +3,7 @@
  * kafkajs busy loop applied once before any client exists.
  */
 import { createRequire } from "node:module";
-import { Kafka, type KafkaConfig, type logCreator, logLevel } from "kafkajs";
+import { type Admin, Kafka, type KafkaConfig, type logCreator, logLevel } from "kafkajs";
 
 /**
  * kafkajs 2.2.4 re-arms a 1 ms timer forever once a connection has answered its first request, even when
@@ -69,13 +69,16 @@ export function createKafka({ brokers, clientId, logger, overrides }: KafkaClien
   });
 }
 
-/** Round trip to the cluster: the number of brokers its metadata lists. Give it a client without retries. */
-export async function pingKafka(kafka: Kafka): Promise<number> {
-  const admin = kafka.admin();
+/**
+ * Round trip to the cluster: the number of brokers its metadata lists. Give it a client without retries; an
+ * admin client is connected if it is not (and again after an outage), a Kafka client gets a new one each call.
+ */
+export async function pingKafka(client: Kafka | Admin): Promise<number> {
+  const admin = client instanceof Kafka ? client.admin() : client;
   try {
-    await admin.connect();
+    await admin.connect(); // no-op while connected
     return (await admin.describeCluster()).brokers.length;
   } finally {
-    await admin.disconnect().catch(() => {});
+    if (admin !== client) await admin.disconnect().catch(() => {});
   }
 }
