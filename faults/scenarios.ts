@@ -238,6 +238,12 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
             )
             .join("; ")}`,
         );
+        for (const line of await whatWaits(
+          ctx,
+          sql,
+          unserved.map((r) => r.g),
+        ))
+          ctx.log(`  ${line}`);
       }
       if (unserved.length === 0) {
         ctx.takeover(Date.now() - since, overlapped);
@@ -251,6 +257,39 @@ async function measureTakeover(ctx: FaultContext, victim: Proc, since: number): 
   } finally {
     await sql.end();
   }
+}
+
+/**
+ * What a slow takeover may be waiting for: the groups' states and members in Kafka, and every Postgres session of
+ * the run that waits for a lock, with the sessions blocking it (their host, state, age and statement).
+ */
+async function whatWaits(ctx: FaultContext, sql: postgres.Sql, groups: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  const admin = createKafka({ brokers: ctx.sut.brokers, clientId: "faults-diagnosis" }).admin();
+  try {
+    await admin.connect();
+    const described = await admin.describeGroups([...new Set(groups)]);
+    for (const g of described.groups)
+      lines.push(
+        `group ${g.groupId}: ${g.state}, members ${g.members.map((m) => m.clientId.split(".").at(-1)).join(", ") || "none"}`,
+      );
+  } catch (error) {
+    lines.push(`groups not described: ${String(error)}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+  const waits = await sql<Record<string, unknown>[]>`
+    select w.pid, w.application_name as waiter, w.wait_event as waits_on, left(w.query, 100) as query,
+      b.pid as blocker_pid, b.application_name as blocker, b.state as blocker_state,
+      b.wait_event_type || '/' || b.wait_event as blocker_wait,
+      round(extract(epoch from now() - b.xact_start) * 1000) as blocker_xact_ms, left(b.query, 100) as blocker_query
+    from pg_stat_activity w
+    cross join lateral unnest(pg_blocking_pids(w.pid)) as bp(pid)
+    join pg_stat_activity b on b.pid = bp.pid
+    where w.datname = current_database()`.catch((error: unknown) => [{ error: String(error) }]);
+  if (waits.length === 0) lines.push("no Postgres session waits for a lock");
+  for (const w of waits) lines.push(`lock wait: ${JSON.stringify(w)}`);
+  return lines;
 }
 
 async function waitInSync(admin: ReturnType<ReturnType<typeof createKafka>["admin"]>, topic: string) {
