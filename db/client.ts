@@ -57,9 +57,7 @@ export function connectionOptions(options: DatabaseOptions = {}): postgres.Optio
     onnotice: () => {}, // "already exists, skipping" notices from idempotent DDL are not news
     connection: {
       application_name: options.applicationName ?? "pitstop",
-      // A frozen (SIGSTOPped) host's transaction keeps its row locks until this ends its session; no transaction
-      // of ours idles for more than milliseconds.
-      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 5_000,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
     },
   };
 }

@@ -66,6 +66,7 @@ export function createActorClient({
     });
     await producer.send({
       topic: ref.mailbox,
+      acks: -1,
       messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers }],
     });
     return envelope.eventId;

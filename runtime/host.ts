@@ -18,14 +18,13 @@ import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
 import { loadActor } from "./actor-store.ts";
 import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
-import type { PartitionLease } from "./fence.ts";
 import { GroupCommitter } from "./group-commit.ts";
 import { GroupConsumer } from "./group-consumer.ts";
 import type { GroupSpec } from "./group-readiness.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
-import { type ReactorDefinition, ReactorGroup, type ReactorRunner } from "./reactor.ts";
+import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
 import { TimerPoller } from "./timers.ts";
 
 export interface HostOptions {
@@ -127,15 +126,8 @@ export function consumerGroupsOf(
   const prefix = options.groupPrefix ?? "pitstop";
   return [
     ...(options.actors ?? []).map((a) => ({ groupId: `${prefix}.actor.${a.kind}`, topics: [a.mailbox] })),
-    ...(options.reactors?.length
-      ? [{ groupId: reactorGroupId(prefix), topics: [...new Set(options.reactors.flatMap((r) => r.topics))] }]
-      : []),
+    ...(options.reactors ?? []).map((r) => ({ groupId: `${prefix}.reactor.${r.name}`, topics: r.topics })),
   ];
-}
-
-/** The one consumer group of a host's reactors. */
-function reactorGroupId(prefix: string): string {
-  return `${prefix}.reactors`;
 }
 
 export function createHost(options: HostOptions): Host {
@@ -166,15 +158,12 @@ export function createHost(options: HostOptions): Host {
     clock: options.clock ?? (() => new Date()),
     log: options.log,
     groupCommit: tuning.groupCommit
-      ? new GroupCommitter(options.database.sql, {
-          ...tuning.groupCommit,
-          onCommitted: (rows) => publisher.offer(rows),
-        })
+      ? new GroupCommitter(options.database.sql, tuning.groupCommit)
       : undefined,
     fabric: options.nats
       ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
       : undefined,
-    outboxWritten: (lease) => publisher.notify(lease),
+    outboxWritten: () => publisher.notify(),
   };
   const common = {
     kafka: options.kafka,
@@ -190,7 +179,7 @@ export function createHost(options: HostOptions): Host {
     retry: tuning.consumerRetry,
     instanceClientId: options.instanceClientId,
     // A partition taken may hold rows its lost owner did not publish: publish them now.
-    taken: (lease: PartitionLease) => publisher.notify(lease),
+    taken: () => publisher.notify(),
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
@@ -213,18 +202,18 @@ export function createHost(options: HostOptions): Host {
     consumers.set(groupId, consumer);
     kindConsumers.set(definition.kind, consumer);
   }
-  // Every reactor in one consumer group (reactor.ts ReactorGroup); as consumerGroupsOf.
-  const reactorGroup = options.reactors?.length ? new ReactorGroup(options.reactors, deps) : undefined;
-  const reactorRunners = new Map((reactorGroup?.runners ?? []).map((r) => [r.definition.name, r]));
-  if (reactorGroup) {
-    const groupId = reactorGroupId(prefix);
+  const reactorRunners = new Map<string, ReactorRunner>();
+  for (const definition of options.reactors ?? []) {
+    const runner = new ReactorRunner(definition, deps);
+    reactorRunners.set(definition.name, runner);
+    const groupId = `${prefix}.reactor.${definition.name}`;
     consumers.set(
       groupId,
       new GroupConsumer({
         ...common,
         groupId,
-        topics: reactorGroup.topics,
-        handle: (lease, record) => reactorGroup.handle(lease, record),
+        topics: definition.topics,
+        handle: (lease, record) => runner.handle(lease, record),
         release: () => {},
       }),
     );
@@ -270,7 +259,7 @@ export function createHost(options: HostOptions): Host {
     clock: deps.clock,
     intervalMs: tuning.timerPollIntervalMs,
     owned: () => [...kindConsumers].map(([kind, consumer]) => ({ kind, leases: consumer.leases() })),
-    fired: (lease) => publisher.notify(lease),
+    fired: () => publisher.notify(),
   });
 
   let sweeper: Timer | undefined;
@@ -311,7 +300,7 @@ export function createHost(options: HostOptions): Host {
           ]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
-        publisher: { ...publisher.stats, producer: { ...publisher.producerStats } },
+        publisher: { ...publisher.stats },
         timers: { ...timers.stats },
         groupCommit: deps.groupCommit ? { ...deps.groupCommit.stats } : undefined,
       };

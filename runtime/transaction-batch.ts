@@ -19,11 +19,6 @@ export interface BatchOptions {
   maxBatch: number;
   /** Transactions in flight at once (each holds one connection). */
   maxInFlight: number;
-  /**
-   * The batch function issues exactly one statement, atomic on its own: it runs without BEGIN and COMMIT (two
-   * round trips fewer a batch). Default false.
-   */
-  singleStatement?: boolean;
 }
 
 /** Handles one batch inside its transaction; items missing from the result failed (see `failures`). */
@@ -80,11 +75,13 @@ export class TransactionBatcher<In extends object, Out> {
     const failures = new Map<In, unknown>();
     let results: Map<In, Out>;
     try {
-      const items = batch.map((p) => p.item);
-      results = this.options.singleStatement
-        ? // The pool as the handle: one statement is its own transaction.
-          await this.handleBatch(this.sql as unknown as Tx, items, failures)
-        : await this.sql.begin((tx) => this.handleBatch(tx, items, failures));
+      results = await this.sql.begin((tx) =>
+        this.handleBatch(
+          tx,
+          batch.map((p) => p.item),
+          failures,
+        ),
+      );
     } catch (error) {
       if (batch.length > 1 && !isUnavailable(error)) {
         // Items of a batch are of different keys (a key has one item in flight), so the halves' order is free.
