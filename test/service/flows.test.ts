@@ -130,10 +130,15 @@ describe("payment", () => {
     expect(invoice.failureReason).toBe("card declined");
     const job = await service.call("GET", `/api/v1/jobs/${bookingId}`, { token: customer });
     expect(job.body.status).toBe("COMPENSATED");
-    // The slot no longer holds the booking.
-    const [slot] = await service.system.routes.sql<{ state: { holds: Record<string, unknown> } }[]>`
-      select state from actor_state where kind = 'slot' and actor_key = ${slotId}`;
-    expect(Object.keys(slot?.state.holds ?? {})).not.toContain(bookingId);
+    // The slot lets the booking go: RELEASE is the cancelled booking's own message to its slot, a hop after
+    // the booking reads CANCELLED, so it is waited for rather than read at once.
+    const holds = await poll(async () => {
+      const [slot] = await service.system.routes.sql<{ state: { holds: Record<string, unknown> } }[]>`
+        select state from actor_state where kind = 'slot' and actor_key = ${slotId}`;
+      const keys = Object.keys(slot?.state.holds ?? {});
+      return keys.includes(bookingId) ? undefined : keys;
+    }, "the slot to release the booking");
+    expect(holds).not.toContain(bookingId);
     // Told: the rollback notification, by email and SMS.
     const told = await poll(async () => {
       const rows = await service.system.routes.sql<{ channel: string }[]>`
