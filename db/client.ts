@@ -57,7 +57,9 @@ export function connectionOptions(options: DatabaseOptions = {}): postgres.Optio
     onnotice: () => {}, // "already exists, skipping" notices from idempotent DDL are not news
     connection: {
       application_name: options.applicationName ?? "pitstop",
-      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
+      // A frozen (SIGSTOPped) host's transaction keeps its row locks until this ends its session; no transaction
+      // of ours idles for more than milliseconds.
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 5_000,
     },
   };
 }

@@ -169,12 +169,21 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     const atHeal = await positionsOf(kafka, sut.namespace).catch(() => undefined);
     const recoverBy = healedAt + (options.long ? 180_000 : 60_000);
     let stillBehind: string[] = [];
+    let nextLookMs = 10_000;
     while (atHeal && Date.now() < recoverBy) {
       const now = await positionsOf(kafka, sut.namespace).catch(() => undefined);
       stillBehind = now ? behindOf(now, atHeal.ends).behind : ["(positions unreadable)"];
       if (stillBehind.length === 0) {
         healToCaughtUpMs = Date.now() - healedAt;
         break;
+      }
+      if (Date.now() - healedAt > nextLookMs) {
+        // Slow: say which partitions hold it up and what each host's consumer knows of them, once in a while.
+        nextLookMs *= 2;
+        log(
+          `not caught up ${Date.now() - healedAt} ms after the heal; behind: ${stillBehind.slice(0, 8).join("; ")}`,
+        );
+        for (const line of await hostViews(sut, stillBehind)) log(`  ${line}`);
       }
       await Bun.sleep(250);
     }
@@ -328,4 +337,56 @@ export function formatReport(r: RunReport): string {
     `- read back: ${v.facts.records} records, ${v.facts.events} distinct events, ${v.facts.bookings} bookings, ${v.facts.paidInvoices} paid invoices, ${v.facts.outboxRows} outbox rows`,
     "",
   ].join("\n");
+}
+
+/**
+ * What each live host's consumers say of the partitions in `behind` ("group topic[p] n"): owner, backlog, running
+ * turns, next and committed offsets, paused; or assigned but unowned (fenced, being taken). Read from the
+ * "host stats" line a host logs on SIGUSR2.
+ */
+async function hostViews(sut: SystemUnderTest, behind: string[]): Promise<string[]> {
+  const wanted = new Set(behind.map((b) => b.split(" ").slice(0, 2).join(" ")));
+  const hosts = sut.liveHosts().filter((h) => !h.frozen);
+  const sizes = new Map(hosts.map((h) => [h, Bun.file(h.logPath).size]));
+  for (const h of hosts) h.child.kill("SIGUSR2");
+  await Bun.sleep(500);
+  const lines: string[] = [];
+  for (const h of hosts) {
+    const text = await Bun.file(h.logPath)
+      .slice(sizes.get(h) ?? 0)
+      .text();
+    const statLine = text.split("\n").find((l) => l.includes('"host stats"'));
+    if (!statLine) {
+      lines.push(`${h.name}: no stats logged`);
+      continue;
+    }
+    type View = { topic?: string; partition: number | string; [k: string]: unknown };
+    const stats = (
+      JSON.parse(statLine) as {
+        stats: {
+          consumers: Record<string, { partitions: View[]; unowned: View[] }>;
+          reactorGroup?: { batches: unknown; oldest: unknown[] };
+        };
+      }
+    ).stats;
+    const consumers = stats.consumers;
+    if (stats.reactorGroup)
+      lines.push(
+        `${h.name} reactor batches ${JSON.stringify(stats.reactorGroup.batches)}; oldest in flight ${JSON.stringify(stats.reactorGroup.oldest)}`,
+      );
+    for (const [name, c] of Object.entries(consumers)) {
+      for (const p of c.partitions) {
+        const id = [...wanted].find(
+          (w) => w.endsWith(` ${p.topic}[${p.partition}]`) && w.startsWith(`${name} `),
+        );
+        if (id) lines.push(`${h.name} ${name} owns ${p.topic}[${p.partition}]: ${JSON.stringify(p)}`);
+      }
+      for (const u of c.unowned) {
+        const [topic, partition] = String(u.partition).split("/");
+        const id = [...wanted].find((w) => w.endsWith(` ${topic}[${partition}]`) && w.startsWith(`${name} `));
+        if (id) lines.push(`${h.name} ${name} assigned, not owned: ${JSON.stringify(u)}`);
+      }
+    }
+  }
+  return lines;
 }

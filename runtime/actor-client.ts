@@ -66,7 +66,6 @@ export function createActorClient({
     });
     await producer.send({
       topic: ref.mailbox,
-      acks: -1,
       messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers }],
     });
     return envelope.eventId;

@@ -23,7 +23,7 @@ import {
 } from "./actor-store.ts";
 import { backoffDelay } from "./backoff.ts";
 import { writeDeadLetter } from "./dead-letters.ts";
-import { classifyError, DecodeError, type ErrorInfo, FencedError, isUnavailable } from "./errors.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError, isOutsideTheMessage } from "./errors.ts";
 import { checkLease, type PartitionLease } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import { messageDecoder } from "./message.ts";
@@ -201,7 +201,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
         }
-        if (isUnavailable(error)) {
+        if (isOutsideTheMessage(error)) {
           // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
           // its committed position once the consumer is back (group-consumer.ts).
           this.deps.log.error(
@@ -272,7 +272,8 @@ export class ActorRunner<S, M extends MessageSchemas> {
     cell.version = version;
     cell.lastPartition = record.partition;
     cell.lastOffset = record.offset;
-    if (outbox.length > 0) this.deps.outboxWritten();
+    // Group commit hands its rows to the publisher itself; a turn committed alone wakes it.
+    if (outbox.length > 0 && !this.deps.groupCommit) this.deps.outboxWritten(lease);
   }
 
   private afterCommit(cell: Cell<S>, record: InboundRecord, result: TurnResult<S>): void {
@@ -320,7 +321,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
     cell.parked = park;
     if (status === "parked") this.stats.parked++;
     else this.stats.deadLetters++;
-    this.deps.outboxWritten();
+    this.deps.outboxWritten(lease);
     const replyTo = record.headers[REPLY_TO_HEADER];
     if (replyTo)
       this.deps.fabric?.reply(replyTo, {

@@ -132,16 +132,42 @@ export async function commitTurn<S>(sql: postgres.Sql, turn: TurnCommit<S>): Pro
 
 /** Sets or cancels the turn's durable timers, inside its transaction. */
 export async function writeTimers(tx: postgres.TransactionSql, turn: TurnCommit<unknown>): Promise<void> {
-  for (const timer of turn.timers) {
-    if (!timer.set) {
-      await tx`delete from actor_timer where kind = ${turn.kind} and actor_key = ${turn.key} and name = ${timer.name}`;
-      continue;
+  await writeTimersOf(tx, [turn]);
+}
+
+/**
+ * The timers the turns set and cancelled, in two statements for all of them (at most one turn per key: a key has
+ * one turn in flight). Within a turn the last write of a name wins (cancel then set leaves it set).
+ */
+export async function writeTimersOf(
+  tx: postgres.TransactionSql,
+  turns: TurnCommit<unknown>[],
+): Promise<void> {
+  const cancels: { kind: string; key: string; name: string }[] = [];
+  const sets: { turn: TurnCommit<unknown>; name: string; set: NonNullable<TimerWrite["set"]> }[] = [];
+  for (const turn of turns) {
+    const last = new Map<string, TimerWrite>();
+    for (const timer of turn.timers) last.set(timer.name, timer);
+    for (const timer of last.values()) {
+      if (timer.set) sets.push({ turn, name: timer.name, set: timer.set });
+      else cancels.push({ kind: turn.kind, key: turn.key, name: timer.name });
     }
-    const t = timer.set;
+  }
+  if (cancels.length > 0) {
+    await tx`
+      delete from actor_timer where (kind, actor_key, name) in (
+        select * from unnest(${cancels.map((c) => c.kind)}::text[], ${cancels.map((c) => c.key)}::text[],
+          ${cancels.map((c) => c.name)}::text[]))`;
+  }
+  if (sets.length > 0) {
     await tx`
       insert into actor_timer (kind, actor_key, name, mailbox, partition, fire_at, message_type, payload, correlation_id)
-      values (${turn.kind}, ${turn.key}, ${timer.name}, ${turn.mailbox}, ${turn.partition}, ${t.fireAt.toISOString()},
-        ${t.messageType}, ${JSON.stringify(t.payload)}::jsonb, ${t.correlationId})
+      select k, ak, n, mb, p::int, f::timestamptz, mt, pl::jsonb, c::uuid from unnest(
+        ${sets.map((t) => t.turn.kind)}::text[], ${sets.map((t) => t.turn.key)}::text[], ${sets.map((t) => t.name)}::text[],
+        ${sets.map((t) => t.turn.mailbox)}::text[], ${sets.map((t) => String(t.turn.partition))}::text[],
+        ${sets.map((t) => t.set.fireAt.toISOString())}::text[], ${sets.map((t) => t.set.messageType)}::text[],
+        ${sets.map((t) => JSON.stringify(t.set.payload))}::text[], ${sets.map((t) => t.set.correlationId)}::text[]
+      ) as x(k, ak, n, mb, p, f, mt, pl, c)
       on conflict (kind, actor_key, name) do update set
         mailbox = excluded.mailbox, partition = excluded.partition, fire_at = excluded.fire_at,
         message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;

@@ -94,8 +94,9 @@ export function classifyError(error: unknown): ErrorInfo {
           : typeof flagged.code === "string" && /^[0-9A-Z]{5}$/.test(flagged.code)
             ? // connection, a transaction already failed by an earlier statement (25P02: seen when Postgres was
               // cut mid-transaction) or no longer there (25P01: its statements sent on a new session after its
-              // own was ended), idle-in-transaction timeout, serialization/deadlock, resources, shutdown
-              /^(08|25P0[123]|40|53|57P)/.test(flagged.code)
+              // own was ended), idle-in-transaction timeout, serialization/deadlock, resources, shutdown, a
+              // row lock not granted in time (55P03: another session holds it, see TURN_LOCK_TIMEOUT_MS)
+              /^(08|25P0[123]|40|53|55P03|57P)/.test(flagged.code)
             : true;
     const code = codeOf(error);
     return {
@@ -142,5 +143,18 @@ export function isUnavailable(error: unknown): boolean {
     if (typeof code !== "string") continue;
     if (UNAVAILABLE_CODES.has(code) || /^(08|57P0[123])/.test(code)) return true;
   }
+  return false;
+}
+
+/**
+ * Whether a turn failed for a reason outside its message, so that it must not be dead-lettered once its retries
+ * run out (its partition is read again later instead): Postgres out of reach, or a row lock not granted in time
+ * (55P03: another session holds the row, a frozen host's until Postgres ends it, which can outlast the retries).
+ * Not the same as isUnavailable: a batch that failed on a lock wait is split, so that the turn waiting fails alone.
+ */
+export function isOutsideTheMessage(error: unknown): boolean {
+  if (isUnavailable(error)) return true;
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if ((e as Error & { code?: unknown }).code === "55P03") return true;
   return false;
 }

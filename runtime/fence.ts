@@ -154,33 +154,57 @@ export async function leaseReleased(db: Db, lease: Omit<PartitionLease, "epoch">
   return row?.releasedAt != null;
 }
 
-/** Inside a turn's transaction: throws FencedError unless `lease` is still current (holds a share lock till commit). */
+/**
+ * How long a statement of a turn's or a batch's transaction waits for a row lock before it fails (55P03,
+ * retryable). A row held by a frozen host's transaction (a hot row like a part's stock) is held until Postgres ends
+ * that session; live transactions queued behind it would meanwhile hold their partitions' lease rows (share
+ * locks), so the takes of the frozen host's partitions waited behind them (the freeze fault: served again only
+ * when the frozen host woke, 15-17 s). Failing the wait and retrying later lets them go. Set by the fence
+ * statement, each transaction's first, so it costs no round trip.
+ */
+export const TURN_LOCK_TIMEOUT_MS = 2000;
+
+/**
+ * Inside a turn's transaction: throws FencedError unless `lease` is still current. Only a current lease's row is
+ * share-locked (till commit): a stale turn never holds up the take of a partition it no longer owns.
+ */
 export async function checkLease(tx: Tx, lease: PartitionLease): Promise<void> {
-  const [row] = await tx<{ epoch: string }[]>`
-    select epoch from partition_owner
-    where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
-    for share`;
-  const epoch = row ? Number(row.epoch) : undefined;
-  if (epoch !== lease.epoch) throw new FencedError(lease.topic, lease.partition, lease.epoch, epoch);
+  const rows = await tx<{ epoch: string }[]>`
+    select o.epoch from (select set_config('lock_timeout', ${`${TURN_LOCK_TIMEOUT_MS}ms`}, true)) as limited,
+      partition_owner o
+    where o.group_id = ${lease.groupId} and o.topic = ${lease.topic} and o.partition = ${lease.partition}
+      and o.epoch = ${lease.epoch}
+    for share of o`;
+  if (rows.length === 0) throw new FencedError(lease.topic, lease.partition, lease.epoch, undefined);
 }
 
 /**
  * Inside a batch's transaction: the items whose lease is still current (share-locked till commit); the others are
- * returned with their FencedError. Each distinct lease is checked once.
+ * returned with their FencedError. Each distinct lease is checked once, all in one statement.
  */
 export async function splitByLease<T extends { lease: PartitionLease }>(
   tx: Tx,
   items: T[],
 ): Promise<{ live: T[]; fenced: [T, FencedError][] }> {
-  const id = (l: PartitionLease) => `${l.groupId}\u0000${l.topic}\u0000${l.partition}`;
-  const leases = new Map(items.map((item) => [id(item.lease), item.lease]));
+  const id = (l: { groupId: string; topic: string; partition: number }) =>
+    `${l.groupId}\u0000${l.topic}\u0000${l.partition}`;
+  const leases = [...new Map(items.map((item) => [id(item.lease), item.lease])).values()];
   const epochs = new Map<string, number>();
-  for (const [key, lease] of leases) {
-    const [row] = await tx<{ epoch: string }[]>`
-      select epoch from partition_owner
-      where group_id = ${lease.groupId} and topic = ${lease.topic} and partition = ${lease.partition}
-      for share`;
-    if (row) epochs.set(key, Number(row.epoch));
+  if (leases.length > 0) {
+    // Every lease in one statement: a batch spans many partitions, and a statement each was a round trip each.
+    // Only rows at the epoch a lease carries are locked (see checkLease); the lock wait is bounded likewise.
+    const rows = await tx<{ group_id: string; topic: string; partition: number; epoch: string }[]>`
+      select o.group_id, o.topic, o.partition, o.epoch
+      from (select set_config('lock_timeout', ${`${TURN_LOCK_TIMEOUT_MS}ms`}, true)) as limited, partition_owner o
+      where (o.group_id, o.topic, o.partition, o.epoch) in (
+        select * from unnest(${leases.map((l) => l.groupId)}::text[], ${leases.map((l) => l.topic)}::text[],
+          ${leases.map((l) => String(l.partition))}::int[], ${leases.map((l) => String(l.epoch))}::bigint[]))
+      for share of o`;
+    for (const row of rows)
+      epochs.set(
+        id({ groupId: row.group_id, topic: row.topic, partition: row.partition }),
+        Number(row.epoch),
+      );
   }
   const live: T[] = [];
   const fenced: [T, FencedError][] = [];

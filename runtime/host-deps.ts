@@ -1,6 +1,7 @@
 /** What the runners of a host share: the database, the host's identity and clock, logs, and the NATS fabric. */
 import type postgres from "postgres";
 import type { Db } from "../db/index.ts";
+import type { PartitionLease } from "./fence.ts";
 import type { GroupCommitter } from "./group-commit.ts";
 import type { Logger } from "./logger.ts";
 
@@ -21,6 +22,9 @@ export interface RuntimeDeps {
   fabric?: Fabric;
   /** Batches turns' commits; absent: one transaction per turn. */
   groupCommit?: GroupCommitter;
-  /** Wakes the outbox relay after a commit that wrote outbox rows. */
-  outboxWritten(): void;
+  /**
+   * Wakes the partition's publisher after a commit wrote outbox rows it was not handed (group commit hands its
+   * rows over itself): they go out through its sweep, in id order with the partition's earlier rows.
+   */
+  outboxWritten(lease: PartitionLease): void;
 }

@@ -18,13 +18,14 @@ import type { AnyActorDefinition } from "./actor.ts";
 import { ActorRunner } from "./actor-runner.ts";
 import { loadActor } from "./actor-store.ts";
 import { type LiveState, natsFabric, partitionOf, stateSubject } from "./fabric.ts";
+import type { PartitionLease } from "./fence.ts";
 import { GroupCommitter } from "./group-commit.ts";
 import { GroupConsumer } from "./group-consumer.ts";
 import type { GroupSpec } from "./group-readiness.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
-import { type ReactorDefinition, ReactorRunner } from "./reactor.ts";
+import { type ReactorDefinition, ReactorGroup, type ReactorRunner } from "./reactor.ts";
 import { TimerPoller } from "./timers.ts";
 
 export interface HostOptions {
@@ -126,8 +127,15 @@ export function consumerGroupsOf(
   const prefix = options.groupPrefix ?? "pitstop";
   return [
     ...(options.actors ?? []).map((a) => ({ groupId: `${prefix}.actor.${a.kind}`, topics: [a.mailbox] })),
-    ...(options.reactors ?? []).map((r) => ({ groupId: `${prefix}.reactor.${r.name}`, topics: r.topics })),
+    ...(options.reactors?.length
+      ? [{ groupId: reactorGroupId(prefix), topics: [...new Set(options.reactors.flatMap((r) => r.topics))] }]
+      : []),
   ];
+}
+
+/** The one consumer group of a host's reactors. */
+function reactorGroupId(prefix: string): string {
+  return `${prefix}.reactors`;
 }
 
 export function createHost(options: HostOptions): Host {
@@ -158,12 +166,15 @@ export function createHost(options: HostOptions): Host {
     clock: options.clock ?? (() => new Date()),
     log: options.log,
     groupCommit: tuning.groupCommit
-      ? new GroupCommitter(options.database.sql, tuning.groupCommit)
+      ? new GroupCommitter(options.database.sql, {
+          ...tuning.groupCommit,
+          onCommitted: (rows) => publisher.offer(rows),
+        })
       : undefined,
     fabric: options.nats
       ? natsFabric(options.nats, options.natsPrefix ?? "pitstop", options.clock)
       : undefined,
-    outboxWritten: () => publisher.notify(),
+    outboxWritten: (lease) => publisher.notify(lease),
   };
   const common = {
     kafka: options.kafka,
@@ -179,7 +190,7 @@ export function createHost(options: HostOptions): Host {
     retry: tuning.consumerRetry,
     instanceClientId: options.instanceClientId,
     // A partition taken may hold rows its lost owner did not publish: publish them now.
-    taken: () => publisher.notify(),
+    taken: (lease: PartitionLease) => publisher.notify(lease),
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();
@@ -202,18 +213,18 @@ export function createHost(options: HostOptions): Host {
     consumers.set(groupId, consumer);
     kindConsumers.set(definition.kind, consumer);
   }
-  const reactorRunners = new Map<string, ReactorRunner>();
-  for (const definition of options.reactors ?? []) {
-    const runner = new ReactorRunner(definition, deps);
-    reactorRunners.set(definition.name, runner);
-    const groupId = `${prefix}.reactor.${definition.name}`;
+  // Every reactor in one consumer group (reactor.ts ReactorGroup); as consumerGroupsOf.
+  const reactorGroup = options.reactors?.length ? new ReactorGroup(options.reactors, deps) : undefined;
+  const reactorRunners = new Map((reactorGroup?.runners ?? []).map((r) => [r.definition.name, r]));
+  if (reactorGroup) {
+    const groupId = reactorGroupId(prefix);
     consumers.set(
       groupId,
       new GroupConsumer({
         ...common,
         groupId,
-        topics: definition.topics,
-        handle: (lease, record) => runner.handle(lease, record),
+        topics: reactorGroup.topics,
+        handle: (lease, record) => reactorGroup.handle(lease, record),
         release: () => {},
       }),
     );
@@ -259,7 +270,7 @@ export function createHost(options: HostOptions): Host {
     clock: deps.clock,
     intervalMs: tuning.timerPollIntervalMs,
     owned: () => [...kindConsumers].map(([kind, consumer]) => ({ kind, leases: consumer.leases() })),
-    fired: () => publisher.notify(),
+    fired: (lease) => publisher.notify(lease),
   });
 
   let sweeper: Timer | undefined;
@@ -293,6 +304,9 @@ export function createHost(options: HostOptions): Host {
           [...actorRunners].map(([k, r]) => [k, { ...r.stats, active: r.activeActors }]),
         ),
         reactors: Object.fromEntries([...reactorRunners].map(([k, r]) => [k, { ...r.stats }])),
+        reactorGroup: reactorGroup
+          ? { batches: reactorGroup.stats, oldest: reactorGroup.oldest() }
+          : undefined,
         consumers: Object.fromEntries(
           [...consumers].map(([k, c]) => [
             k,
@@ -300,7 +314,7 @@ export function createHost(options: HostOptions): Host {
           ]),
         ),
         relay: relay ? { ...relay.stats } : undefined,
-        publisher: { ...publisher.stats },
+        publisher: { ...publisher.stats, producer: { ...publisher.producerStats } },
         timers: { ...timers.stats },
         groupCommit: deps.groupCommit ? { ...deps.groupCommit.stats } : undefined,
       };

@@ -49,6 +49,31 @@ export function causedRecord(
 }
 
 /**
+ * Inserts records of several sources (each turn's or event's own lease) in one statement, in the order given.
+ * Rows carrying raw bytes (dead letters, replays: rare) take the row-by-row path.
+ */
+export async function appendOutboxRows(
+  tx: Tx,
+  rows: { record: OutboxRecord; lease: PartitionLease }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  if (rows.some((r) => typeof r.record.value !== "string")) {
+    for (const r of rows) await appendOutbox(tx, [r.record], r.lease);
+    return;
+  }
+  await tx`
+    insert into outbox (topic, message_key, headers, value, source_group, source_topic, source_partition, source_epoch)
+    select t, k, h::jsonb, v, g, st, sp::int, se::bigint from unnest(
+      ${rows.map((r) => r.record.topic)}::text[], ${rows.map((r) => r.record.key)}::text[],
+      ${rows.map((r) => JSON.stringify(r.record.headers ?? {}))}::text[],
+      ${rows.map((r) => r.record.value as string)}::text[],
+      ${rows.map((r) => r.lease.groupId)}::text[], ${rows.map((r) => r.lease.topic)}::text[],
+      ${rows.map((r) => String(r.lease.partition))}::text[], ${rows.map((r) => String(r.lease.epoch))}::text[]
+    ) with ordinality as x(t, k, h, v, g, st, sp, se, n)
+    order by n`;
+}
+
+/**
  * Inserts the records in the transaction, under `source`: the lease the turn runs under (its partition's owner
  * publishes them). Without one (an operator's replay) the unsourced relay is told by NOTIFY at commit.
  */

@@ -10,14 +10,13 @@
  *   handle: async (event, { tx }) => { await tx.insert(auditLog).values({ eventId: event.eventId }); },
  * });
  */
-import { drizzle } from "drizzle-orm/postgres-js";
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
-import { type Db, schema } from "../db/index.ts";
 import { decodeEnvelope, type Envelope } from "../topics/index.ts";
 import { classifyUnder, DEFAULT_SUPERVISION, type EmitEffect, type SupervisionPolicy } from "./actor.ts";
 import { backoffDelay } from "./backoff.ts";
 import { writeDeadLetter } from "./dead-letters.ts";
-import { classifyError, DecodeError, type ErrorInfo, FencedError, isUnavailable } from "./errors.ts";
+import { classifyError, DecodeError, type ErrorInfo, FencedError, isOutsideTheMessage } from "./errors.ts";
 import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { InboundRecord } from "./partition-worker.ts";
@@ -25,7 +24,7 @@ import { ReactorBatcher, type ReactorBatchOptions } from "./reactor-batch.ts";
 
 export interface ReactorContext {
   /** The transaction the inbox row is written in, through drizzle: write the reactor's effects with it. */
-  tx: Db;
+  tx: PostgresJsDatabase;
   /** The same transaction through postgres.js, for raw statements. */
   sql: Tx;
   topic: string;
@@ -61,43 +60,123 @@ export function defineReactor(definition: ReactorDefinition): ReactorDefinition 
   return definition;
 }
 
+/**
+ * The reactors of a host as one consumer: a record is decoded once and handed to every reactor that reads its
+ * topic. One consumer group instead of one per reactor: one fetch loop and one set of partition leases for all
+ * of them. Each reactor keeps its own inbox rows, retries, dead letters and stats: one that fails an event fails
+ * it alone, and the record is done once every reactor is done with it.
+ *
+ * Each reactor groups its own events into transactions (reactor-batch.ts), apart from the others': a reactor that
+ * holds a contended row lock until its commit (the inventory's part rows) then holds up its own batches only.
+ * Shared transactions made every batch of every reactor queue on that lock for as long as the whole batch lasted.
+ */
+export class ReactorGroup {
+  readonly runners: ReactorRunner[];
+  private readonly byTopic = new Map<string, ReactorRunner[]>();
+  private readonly batchers = new Map<string, ReactorBatcher>();
+  private readonly inFlight = new Set<{ record: InboundRecord; since: number; waiting: Set<string> }>();
+
+  constructor(
+    definitions: ReactorDefinition[],
+    deps: RuntimeDeps,
+    batching: ReactorBatchOptions = { maxBatch: 64, maxInFlight: 2 },
+  ) {
+    this.runners = definitions.map((d) => {
+      const batcher = new ReactorBatcher(deps.sql, (tx) => drizzleOn(tx, deps.sql), batching);
+      this.batchers.set(d.name, batcher);
+      return new ReactorRunner(d, deps, batcher);
+    });
+    for (const runner of this.runners) {
+      for (const topic of runner.definition.topics) {
+        const list = this.byTopic.get(topic) ?? [];
+        list.push(runner);
+        this.byTopic.set(topic, list);
+      }
+    }
+  }
+
+  /** Every topic some reactor reads. */
+  get topics(): string[] {
+    return [...this.byTopic.keys()];
+  }
+
+  /** Each reactor's batch counters, and what waits in its batcher now. */
+  get stats() {
+    return Object.fromEntries([...this.batchers].map(([name, b]) => [name, b.stats]));
+  }
+
+  /** Runs the record through every reactor of its topic. Throws (after all settled) to give the partition up. */
+  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
+    const runners = this.byTopic.get(record.topic) ?? [];
+    let decoded: Envelope | DecodeError;
+    try {
+      decoded = decodeEnvelope(record.value);
+    } catch (error) {
+      decoded = new DecodeError((error as Error).message, { cause: error });
+    }
+    const waiting = new Set(runners.map((r) => r.definition.name));
+    const entry = { record, since: Date.now(), waiting };
+    this.inFlight.add(entry);
+    try {
+      const outcomes = await Promise.allSettled(
+        runners.map((r) => r.handle(lease, record, decoded).finally(() => waiting.delete(r.definition.name))),
+      );
+      const failed = outcomes.find((o) => o.status === "rejected");
+      if (failed) throw failed.reason;
+    } finally {
+      this.inFlight.delete(entry);
+    }
+  }
+
+  /** The `n` records in flight longest, with the reactors not done with them yet (diagnostics: host stats). */
+  oldest(n = 5) {
+    const now = Date.now();
+    return [...this.inFlight]
+      .slice(0, n) // a Set iterates in insertion order: the oldest first
+      .map((e) => ({
+        topic: e.record.topic,
+        partition: e.record.partition,
+        offset: String(e.record.offset),
+        ms: now - e.since,
+        waiting: [...e.waiting],
+      }));
+  }
+}
+
 export class ReactorRunner {
   private readonly policy: SupervisionPolicy;
   readonly stats = { handled: 0, duplicates: 0, retries: 0, deadLetters: 0, fenced: 0 };
 
-  private readonly batcher: ReactorBatcher;
-
   constructor(
     readonly definition: ReactorDefinition,
     private readonly deps: RuntimeDeps,
-    batching: ReactorBatchOptions = { maxBatch: 64, maxInFlight: 2 },
+    private readonly batcher: ReactorBatcher,
   ) {
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
-    this.batcher = new ReactorBatcher(deps.sql, definition, (tx) => drizzleOn(tx, deps.sql), batching);
   }
 
-  async handle(lease: PartitionLease, record: InboundRecord): Promise<void> {
-    let event: Envelope;
-    try {
-      event = decodeEnvelope(record.value);
-    } catch (error) {
-      await this.deadLetter(
-        lease,
-        record,
-        classifyError(new DecodeError((error as Error).message, { cause: error })),
-        1,
-        this.deps.clock(),
-      );
+  /** Handles one record (its envelope, or why it is not one) to completion: handled, or dead-lettered. */
+  async handle(lease: PartitionLease, record: InboundRecord, decoded: Envelope | DecodeError): Promise<void> {
+    if (decoded instanceof DecodeError) {
+      await this.deadLetter(lease, record, classifyError(decoded), 1, this.deps.clock());
       return;
     }
+    const event = decoded;
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
       try {
-        const { outcome, afterCommit } = await this.batcher.run({ lease, record, event, attempt, now });
+        const { outcome, afterCommit } = await this.batcher.run({
+          reactor: this.definition,
+          lease,
+          record,
+          event,
+          attempt,
+          now,
+        });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
-        if (outcome === "emitted") this.deps.outboxWritten();
+        if (outcome === "emitted") this.deps.outboxWritten(lease);
         if (outcome !== "duplicate" && afterCommit) {
           await afterCommit().catch((error: unknown) =>
             this.deps.log.warn({ err: error, reactor: this.definition.name }, "after-commit work failed"),
@@ -120,7 +199,7 @@ export class ReactorRunner {
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
         }
-        if (isUnavailable(error)) {
+        if (isOutsideTheMessage(error)) {
           // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
           // its committed position once the consumer is back (group-consumer.ts).
           this.deps.log.error(
@@ -162,14 +241,16 @@ export class ReactorRunner {
     });
     // Counted once per record: a redelivered poison record finds its dead letter already written.
     if (fresh) this.stats.deadLetters++;
-    this.deps.outboxWritten();
+    this.deps.outboxWritten(lease);
   }
 }
 
 /**
  * drizzle over a postgres.js transaction. drizzle reads (and adjusts) the client's `options` at construction; a
  * transaction handle has none of its own, so it is given its pool's (already adjusted the same way by openDatabase).
+ * Without the schema: given one, drizzle works out its relational config anew for every handle (a tenth of a busy
+ * process's CPU, one handle per reactor transaction), and reactors write with the query builder, not `db.query`.
  */
-function drizzleOn(tx: Tx, pool: postgres.Sql): Db {
-  return drizzle(Object.assign(tx, { options: pool.options }) as unknown as postgres.Sql, { schema });
+function drizzleOn(tx: Tx, pool: postgres.Sql): PostgresJsDatabase {
+  return drizzle(Object.assign(tx, { options: pool.options }) as unknown as postgres.Sql);
 }

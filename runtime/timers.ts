@@ -65,7 +65,8 @@ export interface TimerPollerOptions {
   intervalMs: number;
   /** The kinds with their owned mailbox partitions' leases, asked afresh at every poll. */
   owned: () => { kind: string; leases: PartitionLease[] }[];
-  fired: () => void;
+  /** Timers of the partition fired: their messages are outbox rows under its lease. */
+  fired: (lease: PartitionLease) => void;
 }
 
 export class TimerPoller {
@@ -113,7 +114,7 @@ export class TimerPoller {
           const fired = await fireDueTimers(this.options.sql, kind, lease, now);
           if (fired > 0) {
             this.stats.fired += fired;
-            this.options.fired();
+            this.options.fired(lease);
           }
         } catch (error) {
           // Fenced (the partition moved) or a database hiccup: the new owner, or the next poll, fires them.

@@ -880,9 +880,7 @@ describe("Redis down", () => {
   ) {
     const result = await database.sql.begin(async (tx) => {
       // As runtime/reactor.ts: drizzle reads the client's options, which a transaction handle lacks.
-      const db = drizzle(Object.assign(tx, { options: database.sql.options }) as unknown as postgres.Sql, {
-        schema,
-      });
+      const db = drizzle(Object.assign(tx, { options: database.sql.options }) as unknown as postgres.Sql);
       return handle(event, {
         tx: db,
         sql: tx,

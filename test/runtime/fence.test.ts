@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { acquireLease, checkLease, sessionName } from "../../runtime/fence.ts";
+import { classifyError, FencedError, isOutsideTheMessage, isUnavailable } from "../../runtime/errors.ts";
+import {
+  acquireLease,
+  checkLease,
+  sessionName,
+  splitByLease,
+  TURN_LOCK_TIMEOUT_MS,
+} from "../../runtime/fence.ts";
 import { testLog, uniqueName } from "../support.ts";
 import { config, database } from "./fixtures.ts";
 
@@ -101,6 +108,78 @@ describe("taking a partition", () => {
       expect([...(await held`select 1 as one`)]).toEqual([{ one: 1 }]); // its session lives on
     } finally {
       held.release();
+    }
+  }, 30_000);
+});
+
+describe("a turn's transaction", () => {
+  test("still carrying an older epoch locks no lease row: the next take is not held up by it, and nobody is ended", async () => {
+    const lease = { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 };
+    const old = await acquireLease(database.db, lease, "old-host");
+    await acquireLease(database.db, lease, "middle-host"); // took it from old-host, which has not noticed yet
+    // old-host's late turn: fenced, its transaction still open (its other turns of the batch go on).
+    const late = sessionsOf("old-host");
+    try {
+      const held = await late.reserve();
+      await held`begin`;
+      await expect(checkLease(held as unknown as postgres.TransactionSql, old)).rejects.toBeInstanceOf(
+        FencedError,
+      );
+      const [batchFenced] = (await splitByLease(held as unknown as postgres.TransactionSql, [{ lease: old }]))
+        .fenced;
+      expect(batchFenced?.[1]).toBeInstanceOf(FencedError);
+      const started = Date.now();
+      const taken = await acquireLease(database.db, lease, "live-host", testLog);
+      // A share lock on the row would have made the take wait: old-host is not the recorded owner, so its
+      // session is not ended, and the take would wait out its lock_timeout (10 s).
+      expect(Date.now() - started).toBeLessThan(900);
+      expect(taken.epoch).toBe(old.epoch + 2);
+      expect([...(await held`select 1 as one`)]).toEqual([{ one: 1 }]); // not ended
+      await held`rollback`;
+      held.release();
+    } finally {
+      await late.end({ timeout: 1 }).catch(() => {});
+    }
+  }, 30_000);
+
+  test("waiting for a row another session holds gives up after TURN_LOCK_TIMEOUT_MS: retryable, not the message's fault, and its lease row is free again", async () => {
+    const lease = await acquireLease(
+      database.db,
+      { groupId: uniqueName("fence"), topic: uniqueName("fence-topic"), partition: 0 },
+      "busy-host",
+    );
+    const other = { groupId: uniqueName("fence"), topic: uniqueName("fence-hot"), partition: 0 };
+    await acquireLease(database.db, other, "someone");
+    // A hot row (as a part's stock is) held by a session that does not let go: a frozen host's.
+    const frozen = await database.sql.reserve();
+    const turn = await database.sql.reserve();
+    try {
+      await frozen`begin`;
+      await frozen`select 1 from partition_owner where group_id = ${other.groupId} for update`;
+      await turn`begin`;
+      await checkLease(turn as unknown as postgres.TransactionSql, lease);
+      const started = Date.now();
+      const error =
+        await turn`select 1 from partition_owner where group_id = ${other.groupId} for update`.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      const waitedMs = Date.now() - started;
+      expect((error as { code?: string }).code).toBe("55P03");
+      expect(waitedMs).toBeGreaterThanOrEqual(TURN_LOCK_TIMEOUT_MS - 100);
+      expect(waitedMs).toBeLessThan(TURN_LOCK_TIMEOUT_MS + 2000);
+      expect(classifyError(error).retryable).toBe(true);
+      expect(isOutsideTheMessage(error)).toBe(true); // re-read later, never dead-lettered for it
+      expect(isUnavailable(error)).toBe(false); // but Postgres is there: a batch failing on it is split
+      await turn`rollback`;
+      // Rolled back, it holds the lease row no more: a take goes through at once.
+      const started2 = Date.now();
+      await acquireLease(database.db, lease, "live-host", testLog);
+      expect(Date.now() - started2).toBeLessThan(900);
+    } finally {
+      await frozen`rollback`.catch(() => {});
+      frozen.release();
+      turn.release();
     }
   }, 30_000);
 });

@@ -216,3 +216,70 @@ describe("a session that stops answering", () => {
     }
   }, 60_000);
 });
+
+describe("a partition's publisher sending rows as they are committed", () => {
+  test("rows offered while its lost owner's rows are still unpublished go out after them, in id order; once none is left, offered rows go out as offered", async () => {
+    const { provisionTopics } = await import("../../topics/index.ts");
+    const { acquireLease } = await import("../../runtime/fence.ts");
+    const topic = uniqueName("offer");
+    await provisionTopics(kafka, [{ name: topic, role: "events", partitions: 1 }]);
+    const lease = await acquireLease(
+      database.db,
+      { groupId: uniqueName("g"), topic: uniqueName("src"), partition: 0 },
+      "test-host",
+    );
+    /** Writes rows for key k (as a turn's commit does, under the lease); returns them as the publisher is offered them. */
+    const write = async (from: number, to: number) => {
+      const rows = [];
+      for (let seq = from; seq <= to; seq++) {
+        const [row] = await database.sql<{ id: string }[]>`
+          insert into outbox (topic, message_key, value, source_group, source_topic, source_partition, source_epoch)
+          values (${topic}, 'k', ${String(seq)}, ${lease.groupId}, ${lease.topic}, ${lease.partition}, ${lease.epoch})
+          returning id`;
+        rows.push({ id: String(row?.id), topic, key: "k", headers: {}, value: String(seq), lease });
+      }
+      return rows;
+    };
+    await write(1, 20); // its lost owner's, never published
+    const publisher = new OutboxRelay({
+      kafka,
+      databaseUrl: config.postgres.url,
+      log: testLog,
+      pollIntervalMs: 20,
+      leases: () => [lease],
+    });
+    const seen: number[] = [];
+    const consumer = kafka.consumer({ groupId: uniqueName("offer-reader") });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => void seen.push(Number(message.value?.toString())),
+    });
+    try {
+      publisher.start();
+      // Committed by the new owner before anything of the lost owner's went out: offered at once.
+      publisher.offer(await write(21, 30));
+      await waitFor(() => seen.length >= 30, { timeoutMs: 30_000, what: "30 rows published" });
+      expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      // Nothing of the partition left: now what is offered is sent as offered, and marked published after.
+      await waitFor(() => publisher.stats.sweeps > 2, { what: "a sweep finding nothing" });
+      const before = publisher.stats.sentAsCommitted;
+      publisher.offer(await write(31, 40));
+      await waitFor(() => seen.length >= 40, { timeoutMs: 30_000, what: "40 rows published" });
+      expect(seen).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(publisher.stats.sentAsCommitted - before).toBe(10);
+      await waitFor(
+        async () =>
+          (
+            await database.sql<{ n: number }[]>`
+              select count(*)::int as n from outbox where topic = ${topic} and published_at is null`
+          )[0]?.n === 0,
+        { what: "every row marked published" },
+      );
+    } finally {
+      await publisher.stop();
+      await consumer.disconnect();
+      await database.sql`delete from outbox where topic = ${topic}`;
+    }
+  }, 60_000);
+});

@@ -82,11 +82,97 @@ describe("reactors", () => {
   }, 60_000);
 });
 
+describe("reactors of one host", () => {
+  test("a reactor waiting on a row lock does not hold up another reactor of the same events", async () => {
+    const { events } = await freshTopics("reactor-lock", 2);
+    await database.sql`create table if not exists test_reactor_lock (id text primary key)`;
+    const row = uniqueName("row");
+    await database.sql`insert into test_reactor_lock (id) values (${row})`;
+    const lockerName = uniqueName("locker");
+    const locker = defineReactor({
+      name: lockerName,
+      topics: [events],
+      supervision: { backoff: { baseMs: 50, maxMs: 50, jitter: 0 } },
+      async handle(_event, { sql }) {
+        await sql`select id from test_reactor_lock where id = ${row} for update`;
+      },
+    });
+    const quickName = uniqueName("quick");
+    const quick = defineReactor({
+      name: quickName,
+      topics: [events],
+      async handle(event, { sql }) {
+        await sql`insert into test_reactor_effect (reactor, event_id, seq) values (${quickName}, ${event.eventId}, ${Number(event.payload.seq)})`;
+      },
+    });
+    const host = testHost({ actors: [], reactors: [locker, quick] });
+    hosts.push(host);
+    await host.start();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const send = (seqs: number[]) => {
+      const sent = seqs.map((seq) =>
+        newEnvelope({ eventType: "THING_HAPPENED", entityId: `k${seq}`, payload: { seq } }),
+      );
+      return producer.send({
+        topic: events,
+        messages: sent.map((e) => ({ key: e.entityId, value: encodeEnvelope(e) })),
+      });
+    };
+    // First an event while nothing is locked: both reactors are then reading and warm.
+    await send([0]);
+    await waitFor(
+      () =>
+        (host.stats().reactors[quickName]?.handled ?? 0) >= 1 &&
+        (host.stats().reactors[lockerName]?.handled ?? 0) >= 1,
+      { what: "the first event, by both" },
+    );
+
+    // Someone else holds the row the locker needs, for as long as this test looks.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked: () => void = () => {};
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holder = database.sql.begin(async (tx) => {
+      await tx`select id from test_reactor_lock where id = ${row} for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    try {
+      const sentAt = Date.now();
+      await send([1, 2, 3, 4, 5, 6]);
+      // Within the 2 s a reactor's transaction waits for a lock before it gives up (and its batch is split): the
+      // quick reactor's events never shared a transaction with the locker's.
+      await waitFor(() => (host.stats().reactors[quickName]?.handled ?? 0) >= 7, {
+        timeoutMs: 1500,
+        what: "the quick reactor's events while the locker waits",
+      });
+      const tookMs = Date.now() - sentAt;
+      const rows = await database.sql<{ seq: number }[]>`
+        select seq from test_reactor_effect where reactor = ${quickName} order by seq`;
+      expect(rows.map((r) => r.seq)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      expect(tookMs).toBeLessThan(1500);
+      expect(host.stats().reactors[lockerName]?.handled ?? 0).toBe(1); // the others still wait on the lock
+    } finally {
+      release();
+      await holder;
+      await producer.disconnect();
+    }
+    await waitFor(() => (host.stats().reactors[lockerName]?.handled ?? 0) >= 7, {
+      what: "the locker's events once the row is free",
+    });
+  }, 60_000);
+});
+
 describe("reactor group commit", () => {
-  test("events handled in one transaction keep their own outcomes: a throwing handler undoes only its own writes and inbox row", async () => {
+  test("events handled in one transaction keep their own outcomes: a throwing handler undoes only its own writes and inbox row, not another reactor's work on the same event", async () => {
     const { ReactorBatcher } = await import("../../runtime/reactor-batch.ts");
     const { drizzle } = await import("drizzle-orm/postgres-js");
-    const { schema } = await import("../../db/index.ts");
     const name = uniqueName("batch");
     const lease = { groupId: uniqueName("g"), topic: uniqueName("t"), partition: 0 };
     const { acquireLease } = await import("../../runtime/fence.ts");
@@ -100,17 +186,26 @@ describe("reactor group commit", () => {
         return { emit: [{ topic: "unused-events", type: "SEEN", payload: { seq: event.payload.seq } }] };
       },
     });
-    // One transaction in flight at a time, so the three events queued together share the next one.
+    // A second reactor of the same events, in the same batches (a batcher may hold several reactors' pairs).
+    const otherName = uniqueName("other");
+    const other = defineReactor({
+      name: otherName,
+      topics: ["unused"],
+      async handle(event, { sql }) {
+        await sql`insert into test_reactor_effect (reactor, event_id, seq) values (${otherName}, ${event.eventId}, ${Number(event.payload.seq)})`;
+      },
+    });
+    // One transaction in flight at a time, so the turns queued together share the next one.
     const batcher = new ReactorBatcher(
       database.sql,
-      reactor,
-      (tx) => drizzle(Object.assign(tx, { options: database.sql.options }) as never, { schema }),
+      (tx) => drizzle(Object.assign(tx, { options: database.sql.options }) as never),
       { maxBatch: 10, maxInFlight: 1 },
     );
     const events = [1, 2, 3].map((seq) =>
       newEnvelope({ eventType: "E", entityId: `k${seq}`, payload: { seq } }),
     );
-    const turn = (event: (typeof events)[number], offset: number) => ({
+    const turn = (event: (typeof events)[number], offset: number, by = reactor) => ({
+      reactor: by,
       lease: taken,
       record: {
         topic: "t",
@@ -127,13 +222,25 @@ describe("reactor group commit", () => {
     });
     const first = newEnvelope({ eventType: "E", entityId: "k0", payload: { seq: 0 } });
     const blocker = batcher.run(turn(first, 0));
-    const outcomes = await Promise.allSettled(events.map((e, i) => batcher.run(turn(e, i + 1))));
+    const outcomes = await Promise.allSettled(
+      events.flatMap((e, i) => [batcher.run(turn(e, i + 1)), batcher.run(turn(e, i + 1, other))]),
+    );
     await blocker;
-    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect(batcher.stats.largestBatch).toBe(3);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    expect(batcher.stats.largestBatch).toBe(6);
     const written = await database.sql<{ seq: number }[]>`
       select seq from test_reactor_effect where reactor = ${name} order by seq`;
     expect(written.map((r) => r.seq)).toEqual([0, 1, 3]);
+    const otherWrote = await database.sql<{ seq: number }[]>`
+      select seq from test_reactor_effect where reactor = ${otherName} order by seq`;
+    expect(otherWrote.map((r) => r.seq)).toEqual([1, 2, 3]);
     const inbox = await database.sql<
       { event_id: string }[]
     >`select event_id from inbox where consumer = ${name}`;
