@@ -32,12 +32,12 @@ async function main(): Promise<void> {
   const system = createSystem(config, log);
   const host = await system.startHost();
   log.info({ hostId: host.hostId, run: config.run }, "actor host started");
-  const server = config.run.http
-    ? system.app.listen({ hostname: config.http.host, port: config.http.port })
-    : undefined;
+  // Without `http` in PITSTOP_RUN the process serves its ops endpoints only (/livez, /readyz, /healthz, /metrics).
+  const server = system.app.listen({ hostname: config.http.host, port: config.http.port });
   log.info(
     {
-      url: server ? `http://${config.http.host}:${server.server?.port}` : "(no HTTP in this process)",
+      url: `http://${config.http.host}:${server.server?.port}`,
+      serves: config.run.http ? "the API and the ops endpoints" : "the ops endpoints only",
       readyInMs: Math.round(performance.now() - started),
     },
     "pitstop is serving",

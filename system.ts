@@ -15,6 +15,7 @@ import {
   type RouteDeps,
   rateLimiter,
 } from "./http/index.ts";
+import { createMetrics, type Metrics } from "./ops/metrics.ts";
 import {
   consumerGroupsOf,
   createActorClient,
@@ -33,6 +34,8 @@ import { createKafka, pingKafka } from "./topics/index.ts";
 
 export interface System {
   app: ReturnType<typeof createApp>;
+  /** The process's metrics (`/metrics`): the host, the HTTP app and the WebSocket report into it. */
+  metrics: Metrics;
   routes: RouteDeps;
   /** Built when the host starts (it needs the NATS connection). */
   domain(): Domain | undefined;
@@ -76,6 +79,7 @@ export function createSystem(config: Config, log: Logger): System {
     { name: "nats", check: async () => pingNats(await nats.get()) },
   ];
   const natsPrefix = natsPrefixOf(config.namespace);
+  const metrics = createMetrics();
   const client = createActorClient({
     kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-http` }),
     nats: () => nats.get(),
@@ -95,6 +99,7 @@ export function createSystem(config: Config, log: Logger): System {
     maxOpenBookings: config.service.maxOpenBookings,
     nats: () => nats.get(),
     natsPrefix,
+    metrics,
   };
   // The groups every host of this namespace joins, read from the definitions (a domain is not started here).
   const definitions = createDomain({
@@ -109,11 +114,26 @@ export function createSystem(config: Config, log: Logger): System {
     return groupReadiness(probeAdmin, groups, config.service.readyMaxLag);
   };
   let phase: "running" | "draining" | "closing" = "running";
-  const app = createApp({ probes, log, routes, readiness, shutdown: () => phase });
+  // A process without the service's routes (PITSTOP_RUN without http) still answers the ops endpoints.
+  const app = createApp({
+    probes,
+    log,
+    routes: config.run.http ? routes : undefined,
+    readiness,
+    shutdown: () => phase,
+    metrics,
+  });
   let host: Host | undefined;
+  metrics.watch({
+    host: () => host,
+    groups: async () => (await readiness()).groups,
+    sql: database.sql,
+    probes,
+  });
   let domain: Domain | undefined;
   return {
     app,
+    metrics,
     routes,
     domain: () => domain,
     async startHost() {
@@ -140,6 +160,7 @@ export function createSystem(config: Config, log: Logger): System {
         groupPrefix: natsPrefix,
         actors: config.run.actors ? domain.actors : [],
         reactors: config.run.reactors ? domain.reactors : [],
+        observer: metrics.observer,
       });
       await host.start();
       if (config.run.reactors) for (const job of domain.jobs) job.start();

@@ -26,9 +26,10 @@ const layouts: Layout[] = [
 ];
 
 async function start(layout: Layout) {
-  const children = layout.processes.map((run) =>
+  const children = layout.processes.map((run, i) =>
     Bun.spawn([process.execPath, "main.ts"], {
-      env: { ...process.env, PITSTOP_RUN: run, LOG_LEVEL: "warn" },
+      // Each process answers its ops endpoints (/metrics...) on a port of its own; the first one serves the API.
+      env: { ...process.env, PITSTOP_RUN: run, LOG_LEVEL: "warn", PORT: String(3000 + i) },
       stdout: "ignore",
       stderr: "ignore",
     }),

@@ -106,6 +106,7 @@ export class SystemUnderTest {
     // group members its killed incarnation left, instead of every group waiting out their sessions.
     const host = this.spawn(`host-${i}`, {
       PITSTOP_RUN: "actors,reactors",
+      PORT: String(await freePort()), // its ops endpoints (/metrics, /livez, /readyz, /healthz)
       PITSTOP_INSTANCE_ID: `host-${i}`,
     });
     this.hosts[i] = host;

@@ -10,6 +10,7 @@ import type { RouteDeps } from "./deps.ts";
 import { errorHandling, HttpError } from "./errors.ts";
 import { healthRoutes, type Probe, readinessRoutes } from "./health.ts";
 import { storableInput } from "./input.ts";
+import { type HttpMetrics, observabilityRoutes } from "./observability.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { paymentRoutes } from "./routes/payments.ts";
@@ -42,6 +43,8 @@ export interface AppDeps {
    * just before the signal arrive now); `closing`, new requests are refused too (503, retryable).
    */
   shutdown?: () => "running" | "draining" | "closing";
+  /** The process's metrics: `/metrics`, and every request timed into them. */
+  metrics?: HttpMetrics;
 }
 
 export function createApp(deps: AppDeps) {
@@ -53,10 +56,12 @@ export function createApp(deps: AppDeps) {
     normalize: false,
     serve: { maxRequestBodySize: SERVER_BODY_LIMIT },
   })
+    .use(observabilityRoutes(deps.metrics, deps.log))
     .use(errorHandling(deps.log))
     .use(storableInput())
     .onRequest(({ request }) => {
-      if (phase() === "closing" && new URL(request.url).pathname !== "/healthz") {
+      const path = new URL(request.url).pathname;
+      if (phase() === "closing" && path !== "/healthz" && path !== "/livez" && path !== "/metrics") {
         throw new HttpError(503, "draining", "this process is shutting down; retry (another one serves)", {
           retryable: true,
           headers: { "retry-after": "1", connection: "close" },

@@ -5,6 +5,7 @@ import type { Db } from "../db/index.ts";
 import type { ActorClient, Logger, NatsConnection, Redis } from "../runtime/index.ts";
 import type { Tokens } from "./auth.ts";
 import type { Entities } from "./entities.ts";
+import type { HttpMetrics } from "./observability.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
 export interface RouteDeps {
@@ -24,4 +25,6 @@ export interface RouteDeps {
   /** NATS for WebSocket status (connected lazily). */
   nats(): Promise<NatsConnection>;
   natsPrefix: string;
+  /** Open sockets and frames sent, counted (observability.ts); absent: not counted. */
+  metrics?: Pick<HttpMetrics, "socketOpened" | "socketClosed" | "frameSent">;
 }

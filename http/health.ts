@@ -102,7 +102,7 @@ export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 500
         return {
           status: readiness.ready ? "ready" : "not_ready",
           reasons: readiness.reasons,
-          groups: readiness.groups,
+          groups: readiness.groups.map(({ positions: _, ...group }) => group),
         };
       } catch (error) {
         set.status = 503;

@@ -54,6 +54,7 @@ export function statusSocket(deps: RouteDeps) {
       }
     },
     open(ws) {
+      deps.metrics?.socketOpened();
       // A client may send its first subscribe at once: `message` waits for this to finish.
       const opening = authenticate(deps.tokens, bearerOf(ws.data.headers) ?? ws.data.query.token).then(
         (principal): Connection => ({ principal, subscriptions: new Map(), closed: false }),
@@ -65,8 +66,9 @@ export function statusSocket(deps: RouteDeps) {
       const connection = await connections.get(ws.id)?.catch(() => undefined);
       if (!connection) return;
       // (Returns nothing: whatever `message` returns, Elysia sends to the client as a frame.)
-      const send = (frame: unknown): undefined => {
+      const send = (frame: { type: string; [field: string]: unknown }): undefined => {
         ws.send(JSON.stringify(frame));
+        deps.metrics?.frameSent(frame.type);
       };
       if (!checkSubscribe.Check(raw)) {
         const problem = [...checkSubscribe.Errors(raw)][0];
@@ -133,7 +135,9 @@ export function statusSocket(deps: RouteDeps) {
           subject,
           nc.subscribe(subject, {
             callback: (error, m) => {
-              if (!error) ws.send(m.string());
+              if (error) return;
+              ws.send(m.string());
+              deps.metrics?.frameSent("status");
             },
           }),
         );
@@ -156,6 +160,7 @@ export function statusSocket(deps: RouteDeps) {
       send({ type: "subscribed", entity, id, current });
     },
     async close(ws) {
+      deps.metrics?.socketClosed();
       const connection = await connections.get(ws.id)?.catch(() => undefined);
       connections.delete(ws.id);
       if (!connection) return;

@@ -152,6 +152,8 @@ export class ActorRunner<S, M extends MessageSchemas> {
     message: ReturnType<typeof this.decode>,
   ): Promise<void> {
     const firstFailureAt: Date[] = [];
+    const started = performance.now();
+    const kind = this.definition.kind;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
       try {
@@ -169,17 +171,20 @@ export class ActorRunner<S, M extends MessageSchemas> {
         const result = returned instanceof Promise ? await returned : returned;
         if (this.skipNoops && isNoop(cell.state, result)) {
           this.stats.noops++;
+          this.deps.observer.turn(kind, "noop", performance.now() - started);
           this.afterCommit(cell, record, result);
           return;
         }
         await this.commit(lease, cell, record, message, result, now);
         this.stats.turns++;
+        this.deps.observer.turn(kind, "committed", performance.now() - started);
         this.afterCommit(cell, record, result);
         return;
       } catch (error) {
         if (error instanceof FencedError) throw error;
         if (error instanceof DuplicateMessageError) {
           this.stats.duplicates++;
+          this.deps.observer.turn(kind, "duplicate", performance.now() - started);
           return;
         }
         if (error instanceof StaleStateError) {
@@ -321,6 +326,11 @@ export class ActorRunner<S, M extends MessageSchemas> {
     cell.parked = park;
     if (status === "parked") this.stats.parked++;
     else this.stats.deadLetters++;
+    this.deps.observer.turn(
+      this.definition.kind,
+      status === "parked" ? "parked" : "dead-lettered",
+      Math.max(0, Date.now() - firstFailureAt.getTime()),
+    );
     this.deps.outboxWritten(lease);
     const replyTo = record.headers[REPLY_TO_HEADER];
     if (replyTo)

@@ -40,6 +40,8 @@ export interface GroupConsumerOptions {
   release(topic: string, partition: number): void;
   /** A partition was taken (its lease is ours now). */
   taken?(lease: PartitionLease): void;
+  /** A join of the group finished, after `ms` (kafkajs' own measure of the rebalance). */
+  rebalanced?(groupId: string, ms: number): void;
   maxConcurrency: number;
   maxBuffered: number;
   commitIntervalMs: number;
@@ -160,6 +162,7 @@ export class GroupConsumer {
     consumer.on(consumer.events.GROUP_JOIN, alive);
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       if (this.consumer !== consumer) return; // a replaced consumer's late word
+      this.options.rebalanced?.(this.options.groupId, Number(event.payload.duration ?? 0));
       void this.onAssignment(event.payload.memberAssignment as Record<string, number[]>);
     });
     consumer.on(consumer.events.CRASH, (event) => {

@@ -20,6 +20,18 @@ export interface GroupReadiness {
   unassigned: string[];
   lag: number;
   maxPartitionLag: number;
+  /** Each partition: committed offset (-1: nothing committed), end offset, lag, and the member assigned it. */
+  positions: PartitionPosition[];
+}
+
+export interface PartitionPosition {
+  topic: string;
+  partition: number;
+  committed: string;
+  end: string;
+  lag: number;
+  /** The kafkajs client id of the member assigned the partition; null when none is. */
+  member: string | null;
 }
 
 export interface Readiness {
@@ -43,11 +55,11 @@ export async function groupReadiness(admin: Admin, groups: GroupSpec[], maxLag: 
   const result: GroupReadiness[] = [];
   for (const group of groups) {
     const info = described.groups.find((d) => d.groupId === group.groupId);
-    const assigned = new Set<string>();
+    const assigned = new Map<string, string>();
     for (const member of info?.members ?? []) {
       const decoded = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
       for (const [topic, partitions] of Object.entries(decoded?.assignment ?? {})) {
-        for (const p of partitions) assigned.add(`${topic}[${p}]`);
+        for (const p of partitions) assigned.set(`${topic}[${p}]`, member.clientId);
       }
     }
     const committed = await admin.fetchOffsets({ groupId: group.groupId, topics: group.topics });
@@ -55,6 +67,7 @@ export async function groupReadiness(admin: Admin, groups: GroupSpec[], maxLag: 
     let maxPartitionLag = 0;
     const unassigned: string[] = [];
     let partitions = 0;
+    const positions: PartitionPosition[] = [];
     for (const topic of group.topics) {
       const topicCommitted = committed.find((c) => c.topic === topic)?.partitions ?? [];
       for (const [partition, end] of ends.get(topic) ?? []) {
@@ -62,6 +75,14 @@ export async function groupReadiness(admin: Admin, groups: GroupSpec[], maxLag: 
         if (!assigned.has(`${topic}[${partition}]`)) unassigned.push(`${topic}[${partition}]`);
         const at = BigInt(topicCommitted.find((c) => c.partition === partition)?.offset ?? "-1");
         const behind = Number(end - (at < 0n ? 0n : at));
+        positions.push({
+          topic,
+          partition,
+          committed: String(at),
+          end: String(end),
+          lag: behind,
+          member: assigned.get(`${topic}[${partition}]`) ?? null,
+        });
         lag += behind;
         maxPartitionLag = Math.max(maxPartitionLag, behind);
       }
@@ -74,6 +95,7 @@ export async function groupReadiness(admin: Admin, groups: GroupSpec[], maxLag: 
       unassigned,
       lag,
       maxPartitionLag,
+      positions,
     });
   }
   const reasons = result.flatMap((g) => [

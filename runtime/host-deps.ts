@@ -4,6 +4,7 @@ import type { Db } from "../db/index.ts";
 import type { PartitionLease } from "./fence.ts";
 import type { GroupCommitter } from "./group-commit.ts";
 import type { Logger } from "./logger.ts";
+import type { RuntimeObserver } from "./observer.ts";
 
 /** The fast, ephemeral side channel (NATS): status fan-out and replies to waiting callers. */
 export interface Fabric {
@@ -27,4 +28,6 @@ export interface RuntimeDeps {
    * rows over itself): they go out through its sweep, in id order with the partition's earlier rows.
    */
   outboxWritten(lease: PartitionLease): void;
+  /** Told of turns, reactor events, batches and rebalances as they happen (observer.ts). */
+  observer: RuntimeObserver;
 }

@@ -24,6 +24,7 @@ import { GroupConsumer } from "./group-consumer.ts";
 import type { GroupSpec } from "./group-readiness.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
+import { NO_OBSERVER, type RuntimeObserver } from "./observer.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
 import { type ReactorDefinition, ReactorGroup, type ReactorRunner } from "./reactor.ts";
 import { TimerPoller } from "./timers.ts";
@@ -57,6 +58,8 @@ export interface HostOptions {
    */
   instanceClientId?: string;
   tuning?: Partial<HostTuning>;
+  /** Told of turns, reactor events, batches and rebalances as they happen (metrics); default: nobody. */
+  observer?: RuntimeObserver;
 }
 
 export interface HostTuning {
@@ -159,7 +162,9 @@ export function createHost(options: HostOptions): Host {
     pollIntervalMs: tuning.relayPollIntervalMs,
     leases: () => [...consumers.values()].flatMap((c) => c.leases()),
   });
+  const observer = options.observer ?? NO_OBSERVER;
   const deps: RuntimeDeps = {
+    observer,
     db: options.database.db,
     sql: options.database.sql,
     hostId,
@@ -169,6 +174,7 @@ export function createHost(options: HostOptions): Host {
       ? new GroupCommitter(options.database.sql, {
           ...tuning.groupCommit,
           onCommitted: (rows) => publisher.offer(rows),
+          onBatch: (size) => observer.batch("actors", size),
         })
       : undefined,
     fabric: options.nats
@@ -191,6 +197,7 @@ export function createHost(options: HostOptions): Host {
     instanceClientId: options.instanceClientId,
     // A partition taken may hold rows its lost owner did not publish: publish them now.
     taken: (lease: PartitionLease) => publisher.notify(lease),
+    rebalanced: (groupId: string, ms: number) => observer.rebalance(groupId, ms),
   };
 
   const actorRunners = new Map<string, ActorRunner<unknown, never>>();

@@ -51,7 +51,13 @@ export {
   subjectToken,
 } from "./fabric.ts";
 export { sessionName } from "./fence.ts";
-export { type GroupReadiness, type GroupSpec, groupReadiness, type Readiness } from "./group-readiness.ts";
+export {
+  type GroupReadiness,
+  type GroupSpec,
+  groupReadiness,
+  type PartitionPosition,
+  type Readiness,
+} from "./group-readiness.ts";
 export {
   consumerGroupsOf,
   createHost,
@@ -64,6 +70,12 @@ export {
 export type { Fabric } from "./host-deps.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { type NatsConnection, openNats, pingNats, type Subscription } from "./nats.ts";
+export {
+  NO_OBSERVER,
+  type ReactorEventOutcome,
+  type RuntimeObserver,
+  type TurnOutcome,
+} from "./observer.ts";
 export { OffsetTracker } from "./offset-tracker.ts";
 export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
 export { defineReactor, type ReactorContext, type ReactorDefinition, type ReactorResult } from "./reactor.ts";

@@ -82,7 +82,10 @@ export class ReactorGroup {
     batching: ReactorBatchOptions = { maxBatch: 64, maxInFlight: 2 },
   ) {
     this.runners = definitions.map((d) => {
-      const batcher = new ReactorBatcher(deps.sql, (tx) => drizzleOn(tx, deps.sql), batching);
+      const batcher = new ReactorBatcher(deps.sql, (tx) => drizzleOn(tx, deps.sql), {
+        ...batching,
+        onBatch: (size) => deps.observer.batch(d.name, size),
+      });
       this.batchers.set(d.name, batcher);
       return new ReactorRunner(d, deps, batcher);
     });
@@ -162,6 +165,7 @@ export class ReactorRunner {
       return;
     }
     const event = decoded;
+    const started = performance.now();
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
@@ -177,6 +181,7 @@ export class ReactorRunner {
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
         if (outcome === "emitted") this.deps.outboxWritten(lease);
+        this.deps.observer.reactor(this.definition.name, outcome, performance.now() - started);
         if (outcome !== "duplicate" && afterCommit) {
           await afterCommit().catch((error: unknown) =>
             this.deps.log.warn({ err: error, reactor: this.definition.name }, "after-commit work failed"),
@@ -213,6 +218,7 @@ export class ReactorRunner {
           "reactor failed; dead-lettered",
         );
         await this.deadLetter(lease, record, info, attempt, firstFailure);
+        this.deps.observer.reactor(this.definition.name, "dead-lettered", performance.now() - started);
         return;
       }
     }

@@ -24,6 +24,8 @@ export interface BatchOptions {
    * round trips fewer a batch). Default false.
    */
   singleStatement?: boolean;
+  /** Told the size of each batch that committed (metrics). */
+  onBatch?: (size: number) => void;
 }
 
 /** Handles one batch inside its transaction; items missing from the result failed (see `failures`). */
@@ -102,6 +104,7 @@ export class TransactionBatcher<In extends object, Out> {
       for (const p of batch) p.reject(error);
       return;
     }
+    this.options.onBatch?.(batch.length);
     for (const p of batch) {
       if (results.has(p.item)) p.resolve(results.get(p.item) as Out);
       else p.reject(failures.get(p.item) ?? new Error("not handled in its batch"));
