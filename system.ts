@@ -100,6 +100,7 @@ export function createSystem(config: Config, log: Logger): System {
     nats: () => nats.get(),
     natsPrefix,
     metrics,
+    groups: async () => (await readiness()).groups, // (readiness is defined below; called only later)
   };
   // The groups every host of this namespace joins, read from the definitions (a domain is not started here).
   const definitions = createDomain({
@@ -126,7 +127,7 @@ export function createSystem(config: Config, log: Logger): System {
   let host: Host | undefined;
   metrics.watch({
     host: () => host,
-    groups: async () => (await readiness()).groups,
+    groups: routes.groups,
     sql: database.sql,
     probes,
   });

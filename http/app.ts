@@ -13,6 +13,7 @@ import { storableInput } from "./input.ts";
 import { type HttpMetrics, observabilityRoutes } from "./observability.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
 import { operationRoutes } from "./routes/operations.ts";
+import { opsRoutes } from "./routes/ops.ts";
 import { paymentRoutes } from "./routes/payments.ts";
 import { repairRoutes } from "./routes/repairs.ts";
 import { statusSocket } from "./status-socket.ts";
@@ -112,6 +113,7 @@ export function createApp(deps: AppDeps) {
     .use(repairRoutes(deps.routes))
     .use(paymentRoutes(deps.routes))
     .use(operationRoutes(deps.routes))
+    .use(opsRoutes(deps.routes))
     .use(statusSocket(deps.routes));
 }
 

@@ -2,7 +2,7 @@
 import type postgres from "postgres";
 import type { Refs } from "../actors/index.ts";
 import type { Db } from "../db/index.ts";
-import type { ActorClient, Logger, NatsConnection, Redis } from "../runtime/index.ts";
+import type { ActorClient, GroupReadiness, Logger, NatsConnection, Redis } from "../runtime/index.ts";
 import type { Tokens } from "./auth.ts";
 import type { Entities } from "./entities.ts";
 import type { HttpMetrics } from "./observability.ts";
@@ -25,6 +25,8 @@ export interface RouteDeps {
   /** NATS for WebSocket status (connected lazily). */
   nats(): Promise<NatsConnection>;
   natsPrefix: string;
+  /** Every consumer group's positions (Kafka's committed offsets against the ends): the ops views. */
+  groups(): Promise<GroupReadiness[]>;
   /** Open sockets and frames sent, counted (observability.ts); absent: not counted. */
   metrics?: Pick<HttpMetrics, "socketOpened" | "socketClosed" | "frameSent">;
 }

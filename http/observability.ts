@@ -64,7 +64,18 @@ export function observabilityRoutes(metrics: HttpMetrics | undefined, log: Logge
         set.headers["content-type"] = metrics.contentType;
         return metrics.text();
       },
-      { detail: { summary: "The process's metrics, in Prometheus' text format", tags: ["ops"] } },
+      {
+        detail: {
+          summary: "The process's metrics, in Prometheus' text format",
+          tags: ["ops"],
+          responses: {
+            200: {
+              description: "the exposition (text/plain; version=0.0.4)",
+              content: { "text/plain": { schema: { type: "string" } } },
+            },
+          },
+        },
+      },
     );
 }
 

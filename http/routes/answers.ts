@@ -193,6 +193,61 @@ export const DeadLetterAnswer = t.Object(
 
 export const ReplayAnswer = t.Object({ replayed: t.Array(t.Integer()) }, closed);
 
+export const GroupView = t.Object(
+  {
+    groupId: t.String(),
+    state: t.String({ description: "Kafka's group state (Stable, PreparingRebalance, Empty...)" }),
+    members: t.Integer(),
+    lag: t.Integer(),
+    partitions: t.Array(
+      t.Object(
+        {
+          topic: t.String(),
+          partition: t.Integer(),
+          owner: Nullable(t.String({ description: "the host holding the partition's lease" })),
+          epoch: Nullable(t.Integer()),
+          member: Nullable(t.String({ description: "the client id of the member Kafka assigned it" })),
+          committed: t.String({ description: "committed offset (-1: none)" }),
+          end: t.String(),
+          lag: t.Integer(),
+        },
+        closed,
+      ),
+    ),
+  },
+  closed,
+);
+
+export const ActorView = t.Object(
+  {
+    kind: t.String(),
+    key: t.String(),
+    state: t.Unknown({ description: "the actor's state as committed (null: none yet)" }),
+    version: t.Integer(),
+    lastPartition: Nullable(t.Integer()),
+    lastOffset: Nullable(t.String()),
+    parked: t.Boolean(),
+    parkedAt: Nullable(Time),
+    updatedAt: Nullable(Time),
+    timers: t.Array(t.Object({ name: t.String(), fireAt: Time, type: t.String() }, closed)),
+    deadLetters: t.Array(
+      t.Object(
+        {
+          id: t.Integer(),
+          status: t.String(),
+          errorClass: t.String(),
+          errorCode: Nullable(t.String()),
+          errorMessage: t.String(),
+          source: t.String({ description: "topic[partition]@offset" }),
+          createdAt: Time,
+        },
+        closed,
+      ),
+    ),
+  },
+  closed,
+);
+
 const WHY: Record<number, string> = {
   200: "done",
   201: "created",
