@@ -154,6 +154,18 @@ export class ActorRunner<S, M extends MessageSchemas> {
     const firstFailureAt: Date[] = [];
     const started = performance.now();
     const kind = this.definition.kind;
+    // The turn's logger, made only when something is logged (a child per turn would cost on every turn).
+    const turnLog = () =>
+      this.deps.log.child({
+        kind,
+        key: cell.key,
+        topic: record.topic,
+        partition: record.partition,
+        offset: String(record.offset),
+        messageType: message.type,
+        eventId: message.envelope.eventId,
+        correlationId: message.envelope.correlationId,
+      });
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
       try {
@@ -199,26 +211,20 @@ export class ActorRunner<S, M extends MessageSchemas> {
         firstFailureAt.push(now);
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
-          this.deps.log.warn(
-            { kind: this.definition.kind, key: cell.key, attempt, err: info },
-            "turn failed; retrying",
-          );
+          turnLog().warn({ attempt, err: info }, "turn failed; retrying");
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
         }
         if (isOutsideTheMessage(error)) {
           // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
           // its committed position once the consumer is back (group-consumer.ts).
-          this.deps.log.error(
-            { kind: this.definition.kind, key: cell.key, attempts: attempt, err: info },
+          turnLog().error(
+            { attempts: attempt, err: info },
             "dependency unavailable; partition will be re-read",
           );
           throw error;
         }
-        this.deps.log.error(
-          { kind: this.definition.kind, key: cell.key, attempts: attempt, err: info },
-          "turn failed; dead-lettered",
-        );
+        turnLog().error({ attempts: attempt, err: info }, "turn failed; dead-lettered");
         await this.finishWithDeadLetter(lease, cell, record, info, attempt, firstFailureAt[0] ?? now, "dead");
         return;
       }

@@ -166,6 +166,18 @@ export class ReactorRunner {
     }
     const event = decoded;
     const started = performance.now();
+    // The event's logger, made only when something is logged.
+    const eventLog = () =>
+      this.deps.log.child({
+        reactor: this.definition.name,
+        topic: record.topic,
+        partition: record.partition,
+        offset: String(record.offset),
+        key: record.key,
+        eventType: event.eventType,
+        eventId: event.eventId,
+        correlationId: event.correlationId,
+      });
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
@@ -184,7 +196,7 @@ export class ReactorRunner {
         this.deps.observer.reactor(this.definition.name, outcome, performance.now() - started);
         if (outcome !== "duplicate" && afterCommit) {
           await afterCommit().catch((error: unknown) =>
-            this.deps.log.warn({ err: error, reactor: this.definition.name }, "after-commit work failed"),
+            eventLog().warn({ err: error }, "after-commit work failed"),
           );
         }
         return;
@@ -197,26 +209,20 @@ export class ReactorRunner {
         firstFailure ??= now;
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
-          this.deps.log.warn(
-            { reactor: this.definition.name, attempt, err: info },
-            "reactor failed; retrying",
-          );
+          eventLog().warn({ attempt, err: info }, "reactor failed; retrying");
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
         }
         if (isOutsideTheMessage(error)) {
           // Postgres is out of reach: not this message's fault. Give the partition up; it is read again from
           // its committed position once the consumer is back (group-consumer.ts).
-          this.deps.log.error(
-            { reactor: this.definition.name, attempts: attempt, err: info },
+          eventLog().error(
+            { attempts: attempt, err: info },
             "dependency unavailable; partition will be re-read",
           );
           throw error;
         }
-        this.deps.log.error(
-          { reactor: this.definition.name, attempts: attempt, err: info },
-          "reactor failed; dead-lettered",
-        );
+        eventLog().error({ attempts: attempt, err: info }, "reactor failed; dead-lettered");
         await this.deadLetter(lease, record, info, attempt, firstFailure);
         this.deps.observer.reactor(this.definition.name, "dead-lettered", performance.now() - started);
         return;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql as drizzleSql } from "drizzle-orm";
+import pino from "pino";
 import { defineReactor, type Host, listDeadLetters, RetryableError } from "../../runtime/index.ts";
 import { encodeEnvelope, newEnvelope } from "../../topics/index.ts";
 import { uniqueName, waitFor } from "../support.ts";
@@ -38,7 +39,10 @@ describe("reactors", () => {
         }
       },
     });
-    const host = testHost({ actors: [], reactors: [reactor] });
+    // Its log lines, to check what each says of its event.
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: "warn" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const host = testHost({ actors: [], reactors: [reactor], log });
     hosts.push(host);
     await host.start();
 
@@ -75,6 +79,19 @@ describe("reactors", () => {
     const stats = host.stats().reactors[name];
     expect(stats).toMatchObject({ handled: 4, retries: 2, deadLetters: 1 });
     expect(stats?.duplicates).toBeGreaterThanOrEqual(2);
+    // A retry's line names the event: reactor, where it was read, its type, id and correlation id.
+    const retry = lines.find((l) => l.msg === "reactor failed; retrying");
+    expect(retry).toMatchObject({
+      reactor: name,
+      topic: events,
+      key: "e1",
+      eventType: "THING_HAPPENED",
+      eventId: sent[2]?.eventId,
+      correlationId: sent[2]?.correlationId,
+      attempt: 1,
+    });
+    expect(typeof retry?.partition).toBe("number");
+    expect(typeof retry?.offset).toBe("string");
     const letters = await listDeadLetters(database.db, { consumer: name });
     expect(letters.map((l) => [l.errorClass, l.value?.toString()])).toEqual([
       ["DecodeError", "not an event"],
