@@ -274,7 +274,7 @@ export function createMetrics(): Metrics {
       ]);
       sourceUp.set({ source }, 1);
     } catch {
-      for (const m of clear) (m as client.Gauge).reset();
+      for (const m of clear) m.reset();
       sourceUp.set({ source }, 0);
     } finally {
       clearTimeout(timer);

@@ -73,7 +73,6 @@ export function defineReactor(definition: ReactorDefinition): ReactorDefinition 
 export class ReactorGroup {
   readonly runners: ReactorRunner[];
   private readonly byTopic = new Map<string, ReactorRunner[]>();
-  private readonly batchers = new Map<string, ReactorBatcher>();
   private readonly inFlight = new Set<{ record: InboundRecord; since: number; waiting: Set<string> }>();
 
   constructor(
@@ -86,7 +85,6 @@ export class ReactorGroup {
         ...batching,
         onBatch: (size) => deps.observer.batch(d.name, size),
       });
-      this.batchers.set(d.name, batcher);
       return new ReactorRunner(d, deps, batcher);
     });
     for (const runner of this.runners) {
@@ -105,7 +103,7 @@ export class ReactorGroup {
 
   /** Each reactor's batch counters, and what waits in its batcher now. */
   get stats() {
-    return Object.fromEntries([...this.batchers].map(([name, b]) => [name, b.stats]));
+    return Object.fromEntries(this.runners.map((r) => [r.definition.name, r.batcher.stats]));
   }
 
   /** Runs the record through every reactor of its topic. Throws (after all settled) to give the partition up. */
@@ -134,15 +132,19 @@ export class ReactorGroup {
   /** The `n` records in flight longest, with the reactors not done with them yet (diagnostics: host stats). */
   oldest(n = 5) {
     const now = Date.now();
-    return [...this.inFlight]
-      .slice(0, n) // a Set iterates in insertion order: the oldest first
-      .map((e) => ({
+    const oldest = [];
+    for (const e of this.inFlight) {
+      // A Set iterates in insertion order: the oldest first.
+      if (oldest.length === n) break;
+      oldest.push({
         topic: e.record.topic,
         partition: e.record.partition,
         offset: String(e.record.offset),
         ms: now - e.since,
         waiting: [...e.waiting],
-      }));
+      });
+    }
+    return oldest;
   }
 }
 
@@ -153,7 +155,7 @@ export class ReactorRunner {
   constructor(
     readonly definition: ReactorDefinition,
     private readonly deps: RuntimeDeps,
-    private readonly batcher: ReactorBatcher,
+    readonly batcher: ReactorBatcher,
   ) {
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
   }
