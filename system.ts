@@ -16,6 +16,7 @@ import {
   rateLimiter,
 } from "./http/index.ts";
 import { createMetrics, type Metrics } from "./ops/metrics.ts";
+import { processesOf, reportProcess } from "./ops/registry.ts";
 import {
   consumerGroupsOf,
   createActorClient,
@@ -99,8 +100,11 @@ export function createSystem(config: Config, log: Logger): System {
     maxOpenBookings: config.service.maxOpenBookings,
     nats: () => nats.get(),
     natsPrefix,
+    namespace: config.namespace,
     metrics,
     groups: async () => (await readiness()).groups, // (readiness is defined below; called only later)
+    processes: () => processesOf(database.sql, config.namespace),
+    actorKinds: new Map(),
   };
   // The groups every host of this namespace joins, read from the definitions (a domain is not started here).
   const definitions = createDomain({
@@ -109,6 +113,7 @@ export function createSystem(config: Config, log: Logger): System {
     redis,
     settings: config.service,
   });
+  routes.actorKinds = new Map(definitions.actors.map((a) => [a.kind, a.lifecycle]));
   const groups = consumerGroupsOf({ ...definitions, groupPrefix: natsPrefix });
   const readiness = async () => {
     await probeAdmin.connect(); // idempotent; reconnects after an outage
@@ -132,6 +137,7 @@ export function createSystem(config: Config, log: Logger): System {
     probes,
   });
   let domain: Domain | undefined;
+  let reporter: ReturnType<typeof reportProcess> | undefined;
   return {
     app,
     metrics,
@@ -165,12 +171,26 @@ export function createSystem(config: Config, log: Logger): System {
       });
       await host.start();
       if (config.run.reactors) for (const job of domain.jobs) job.start();
+      reporter = reportProcess({
+        sql: database.sql,
+        log,
+        identity: {
+          id: hostId,
+          namespace: config.namespace,
+          role: Object.entries(config.run)
+            .filter(([, runs]) => runs)
+            .map(([part]) => part)
+            .join(","),
+        },
+        host: () => host,
+      });
       return host;
     },
     shutdown(next) {
       phase = next;
     },
     async close() {
+      await reporter?.stop();
       await host?.stop();
       await Promise.all((config.run.reactors ? domain?.jobs : [])?.map((job) => job.stop()) ?? []);
       await client.close();

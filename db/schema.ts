@@ -135,15 +135,66 @@ export const deadLetter = pgTable(
     firstFailureAt: timestamp("first_failure_at", { withTimezone: true }).notNull(),
     lastFailureAt: timestamp("last_failure_at", { withTimezone: true }).notNull(),
     host: text("host").notNull(),
-    /** dead: failed itself; parked: held because an earlier message of its key failed; replayed. */
-    status: text("status").$type<"dead" | "parked" | "replayed">().notNull(),
+    /**
+     * dead: failed itself; parked: held because an earlier message of its key failed; replayed; skipped: an
+     * operator discarded it (kept, with who and why, for audit).
+     */
+    status: text("status").$type<"dead" | "parked" | "replayed" | "skipped">().notNull(),
     replayedAt: timestamp("replayed_at", { withTimezone: true }),
+    skippedAt: timestamp("skipped_at", { withTimezone: true }),
+    skippedBy: text("skipped_by"),
+    skipReason: text("skip_reason"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex("dead_letter_source_idx").on(t.consumer, t.sourceTopic, t.sourcePartition, t.sourceOffset),
     index("dead_letter_key_idx").on(t.consumer, t.messageKey, t.id),
   ],
+);
+
+/**
+ * Partitions an operator paused: their owner dispatches nothing new from them (running turns finish) until the
+ * row is deleted. Kept here, not in a host's memory, so the pause holds across rebalances and restarts.
+ */
+export const partitionPause = pgTable(
+  "partition_pause",
+  {
+    groupId: text("group_id").notNull(),
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    pausedBy: text("paused_by").notNull(),
+    reason: text("reason"),
+    pausedAt: timestamp("paused_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.topic, t.partition] })],
+);
+
+/** Every process's latest report of itself (ops/registry.ts writes it every few seconds): the hosts view. */
+export const processReport = pgTable("process_report", {
+  id: text("id").primaryKey(),
+  /** The deployment it belongs to (several share a database: the tests' namespaces). */
+  namespace: text("namespace").notNull(),
+  role: text("role").notNull(),
+  version: text("version").notNull(),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+  seenAt: timestamp("seen_at", { withTimezone: true }).notNull(),
+  report: jsonb("report").$type<Record<string, unknown>>().notNull(),
+});
+
+/** What operators did through the ops API: who, what, to what, when, and how it ended. Append-only. */
+export const opsAudit = pgTable(
+  "ops_audit",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** The deployment operated on (several share a database: the tests' namespaces). */
+    namespace: text("namespace").notNull(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    who: text("who").notNull(),
+    action: text("action").notNull(),
+    target: jsonb("target").$type<Record<string, unknown>>().notNull(),
+    outcome: jsonb("outcome").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index("ops_audit_namespace_idx").on(t.namespace, t.id)],
 );
 
 /** Durable timers set by actor turns; the owner of the key's partition fires them through the mailbox. */

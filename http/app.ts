@@ -14,6 +14,7 @@ import { type HttpMetrics, observabilityRoutes } from "./observability.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { opsRoutes } from "./routes/ops.ts";
+import { opsControlRoutes } from "./routes/ops-controls.ts";
 import { paymentRoutes } from "./routes/payments.ts";
 import { repairRoutes } from "./routes/repairs.ts";
 import { statusSocket } from "./status-socket.ts";
@@ -114,6 +115,7 @@ export function createApp(deps: AppDeps) {
     .use(paymentRoutes(deps.routes))
     .use(operationRoutes(deps.routes))
     .use(opsRoutes(deps.routes))
+    .use(opsControlRoutes(deps.routes))
     .use(statusSocket(deps.routes));
 }
 

@@ -2,7 +2,15 @@
 import type postgres from "postgres";
 import type { Refs } from "../actors/index.ts";
 import type { Db } from "../db/index.ts";
-import type { ActorClient, GroupReadiness, Logger, NatsConnection, Redis } from "../runtime/index.ts";
+import type { ProcessRow } from "../ops/registry.ts";
+import type {
+  ActorClient,
+  GroupReadiness,
+  Lifecycle,
+  Logger,
+  NatsConnection,
+  Redis,
+} from "../runtime/index.ts";
 import type { Tokens } from "./auth.ts";
 import type { Entities } from "./entities.ts";
 import type { HttpMetrics } from "./observability.ts";
@@ -25,8 +33,14 @@ export interface RouteDeps {
   /** NATS for WebSocket status (connected lazily). */
   nats(): Promise<NatsConnection>;
   natsPrefix: string;
+  /** The deployment's namespace (its topics' prefix): what the ops views and audit are scoped to. */
+  namespace: string;
   /** Every consumer group's positions (Kafka's committed offsets against the ends): the ops views. */
   groups(): Promise<GroupReadiness[]>;
+  /** The processes of this deployment and their latest reports (ops/registry.ts): the hosts view. */
+  processes(): Promise<ProcessRow[]>;
+  /** The actor kinds, each with its lifecycle if it declares one (the stuck-work view). */
+  actorKinds: ReadonlyMap<string, Lifecycle | undefined>;
   /** Open sockets and frames sent, counted (observability.ts); absent: not counted. */
   metrics?: Pick<HttpMetrics, "socketOpened" | "socketClosed" | "frameSent">;
 }

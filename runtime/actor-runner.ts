@@ -122,11 +122,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
           await loadActor(this.deps.sql, kind, cell.key, () => this.definition.initialState(cell.key)),
         );
         if (cell.parked) {
-          const parked: ErrorInfo = {
-            errorClass: "Parked",
-            message: `${kind}/${cell.key} is parked`,
-            retryable: false,
-          };
+          const parked = parkedError(kind, cell.key);
           await this.finishWithDeadLetter(lease, cell, record, parked, 0, this.deps.clock(), "parked");
           return;
         }
@@ -206,6 +202,20 @@ export class ActorRunner<S, M extends MessageSchemas> {
               this.definition.initialState(cell.key),
             ),
           );
+          if (cell.parked) {
+            // An operator parked the key while it was in memory (parkActor bumps the version for this): hold
+            // this record like every later one, rather than commit a turn that would unpark it.
+            await this.finishWithDeadLetter(
+              lease,
+              cell,
+              record,
+              parkedError(kind, cell.key),
+              0,
+              now,
+              "parked",
+            );
+            return;
+          }
         }
         const info = classifyUnder(this.policy, error);
         firstFailureAt.push(now);
@@ -470,3 +480,8 @@ function isNoop<S>(before: S, result: TurnResult<S>): boolean {
 
 /** Header of a command whose sender waits for the reply on this NATS subject. */
 export const REPLY_TO_HEADER = "pitstop-reply-to";
+
+/** What a record held because its key is parked is dead-lettered with. */
+function parkedError(kind: string, key: string): ErrorInfo {
+  return { errorClass: "Parked", message: `${kind}/${key} is parked`, retryable: false };
+}

@@ -173,3 +173,33 @@ export async function writeTimersOf(
         message_type = excluded.message_type, payload = excluded.payload, correlation_id = excluded.correlation_id`;
   }
 }
+
+/**
+ * Parks an actor (an operator's hold): its next records are kept as parked dead letters, in order, until it is
+ * unparked or its letters are replayed. The version is bumped so a host holding the actor in memory finds out on
+ * its next commit (a stale version), reloads it and holds that record too. False when the actor does not exist
+ * or is parked already.
+ */
+export async function parkActor(
+  sql: postgres.Sql | postgres.TransactionSql,
+  kind: string,
+  key: string,
+): Promise<boolean> {
+  const rows = await sql`update actor_state set parked_at = now(), version = version + 1, updated_at = now()
+    where kind = ${kind} and actor_key = ${key} and parked_at is null returning 1`;
+  return rows.length > 0;
+}
+
+/**
+ * Unparks an actor: records from now on are handled; those held meanwhile stay dead letters (replay or skip
+ * them). A parked actor is re-read on each record, so no version bump is needed. False when it was not parked.
+ */
+export async function unparkActor(
+  sql: postgres.Sql | postgres.TransactionSql,
+  kind: string,
+  key: string,
+): Promise<boolean> {
+  const rows = await sql`update actor_state set parked_at = null
+    where kind = ${kind} and actor_key = ${key} and parked_at is not null returning 1`;
+  return rows.length > 0;
+}

@@ -116,6 +116,18 @@ export interface ActorDefinition<S, M extends MessageSchemas> {
    * time. Choose `skip` only for kinds whose no-op decisions may be re-made (queries, idempotent commands).
    */
   noopTurns?: "commit" | "skip";
+  /**
+   * Where the state keeps its status and which statuses are final: the ops view of stuck work lists actors in
+   * any other status, unchanged for long, with no timer pending. Without it a kind is never listed.
+   */
+  lifecycle?: Lifecycle;
+}
+
+export interface Lifecycle {
+  /** A top-level field of the state holding a string. */
+  statusField: string;
+  /** The statuses in which nothing more is expected of the actor (and the initial one, before anything began). */
+  final: readonly string[];
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry of kinds holds actors of any state and messages

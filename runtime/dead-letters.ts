@@ -104,7 +104,7 @@ export type DeadLetter = typeof schema.deadLetter.$inferSelect;
 export interface DeadLetterFilter {
   consumer?: string;
   key?: string;
-  status?: "dead" | "parked" | "replayed";
+  status?: "dead" | "parked" | "replayed" | "skipped";
   limit?: number;
 }
 
@@ -136,10 +136,16 @@ export interface ReplayRequest {
  * Replaying by key also unparks that actor, in the same transaction, so the replayed records are handled.
  * Returns the ids replayed.
  */
-export async function replayDeadLetters(sql: postgres.Sql, request: ReplayRequest): Promise<number[]> {
+export async function replayDeadLetters(
+  sql: postgres.Sql | postgres.TransactionSql,
+  request: ReplayRequest,
+): Promise<number[]> {
   const byKey = request.consumer !== undefined && request.key !== undefined;
   if (!request.ids?.length && !byKey) throw new Error("replay needs ids, or a consumer and a key");
-  return sql.begin(async (tx) => {
+  // Inside the caller's transaction when given one (an audited operation), else in its own.
+  const inTransaction = <T>(work: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> =>
+    "begin" in sql ? (sql.begin(work) as Promise<T>) : work(sql);
+  return inTransaction(async (tx) => {
     const rows = request.ids?.length
       ? await tx<ReplayRow[]>`
           select id, source_topic, message_key, value, headers from dead_letter
@@ -175,4 +181,22 @@ interface ReplayRow {
   message_key: string | null;
   value: Buffer | null;
   headers: Record<string, string>;
+}
+
+/**
+ * Discards dead letters that are still waiting (dead or parked): they are never replayed, and stay, with who
+ * skipped them, when and why, for audit. Returns the ids skipped (ids already replayed or skipped are left).
+ */
+export async function skipDeadLetters(
+  sql: postgres.Sql | postgres.TransactionSql,
+  ids: readonly number[],
+  who: string,
+  reason: string,
+): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const rows = await sql<{ id: string }[]>`
+    update dead_letter set status = 'skipped', skipped_at = now(), skipped_by = ${who}, skip_reason = ${reason}
+    where id in ${sql(ids as number[])} and status in ('dead', 'parked')
+    returning id`;
+  return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
 }

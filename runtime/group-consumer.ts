@@ -98,6 +98,8 @@ export class GroupConsumer {
   private readonly opening = new Map<string, Promise<Owned>>();
   /** Fenced partitions, paused until the group's next word (a rebalance) or a retake after a session timeout. */
   private readonly fencedUntilRejoin = new Map<string, Timer>();
+  /** Partitions an operator paused (partition_pause): their workers hold their records, now and when taken. */
+  private held = new Set<string>();
   /** The partitions of the latest assignment: only these may be taken. */
   private assigned = new Set<string>();
   private generation = 0;
@@ -370,6 +372,7 @@ export class GroupConsumer {
         }
         this.rereadFrom.delete(id);
         const owned: Owned = { lease, worker: this.createWorker(lease, start), committed: -1n, generation };
+        if (this.held.has(id)) owned.worker.hold(true);
         this.owned.set(id, owned);
         this.seekBack(topic, partition, start);
         // kafkajs keeps a partition paused across rebalances: a pause left by a previous worker of this
@@ -648,6 +651,15 @@ export class GroupConsumer {
     }
   }
 
+  /**
+   * The partitions an operator holds now (`topic/partition` pairs of this group): owned ones stop or start
+   * dispatching at once; one taken later starts held.
+   */
+  hold(partitions: readonly { topic: string; partition: number }[]): void {
+    this.held = new Set(partitions.map((p) => tp(p.topic, p.partition)));
+    for (const [id, o] of this.owned) o.worker.hold(this.held.has(id));
+  }
+
   /** The topics this consumer reads. */
   get topics(): string[] {
     return [...this.options.topics];
@@ -683,6 +695,7 @@ export class GroupConsumer {
       next: o.worker.nextOffset?.toString(),
       committed: o.committed.toString(),
       paused: paused.has(id),
+      held: o.worker.isHeld,
     }));
   }
 

@@ -26,6 +26,7 @@ import type { RuntimeDeps } from "./host-deps.ts";
 import type { Logger } from "./logger.ts";
 import { NO_OBSERVER, type RuntimeObserver } from "./observer.ts";
 import { OutboxRelay } from "./outbox-relay.ts";
+import { PauseWatcher } from "./partition-pauses.ts";
 import { type ReactorDefinition, ReactorGroup, type ReactorRunner } from "./reactor.ts";
 import { TimerPoller } from "./timers.ts";
 
@@ -79,6 +80,8 @@ export interface HostTuning {
   relayPollIntervalMs: number;
   /** How often due durable timers are looked for. */
   timerPollIntervalMs: number;
+  /** How often operators' partition pauses are read (how soon a pause or resume takes effect). */
+  pausePollIntervalMs: number;
   /** Commit turns in batches (see group-commit.ts); `false` for one transaction per turn. */
   groupCommit: false | { maxBatch: number; maxInFlight: number };
   /** kafkajs' retries inside a consumer before it crashes; the host then re-creates it, with backoff. */
@@ -96,6 +99,7 @@ export const DEFAULT_TUNING: HostTuning = {
   passivateAfterMs: 5 * 60_000,
   relayPollIntervalMs: 1000,
   timerPollIntervalMs: 250,
+  pausePollIntervalMs: 1000,
   groupCommit: { maxBatch: 128, maxInFlight: 4 },
   consumerRetry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
 };
@@ -280,6 +284,13 @@ export function createHost(options: HostOptions): Host {
     fired: (lease) => publisher.notify(lease),
   });
 
+  const pauses = new PauseWatcher({
+    sql: options.database.sql,
+    log: options.log,
+    intervalMs: tuning.pausePollIntervalMs,
+    groups: consumers,
+  });
+
   let sweeper: Timer | undefined;
   let stateSubscriptions: Subscription[] = [];
   return {
@@ -287,6 +298,9 @@ export function createHost(options: HostOptions): Host {
     async start() {
       relay?.start();
       publisher.start();
+      // Read before joining, so a partition paused by an operator is held from its first take.
+      await pauses.refresh();
+      pauses.start();
       await Promise.all([...consumers.values()].map((c) => c.start()));
       stateSubscriptions = await serveState();
       timers.start();
@@ -299,6 +313,7 @@ export function createHost(options: HostOptions): Host {
     },
     async stop() {
       clearInterval(sweeper);
+      pauses.stop();
       for (const subscription of stateSubscriptions) subscription.unsubscribe();
       await timers.stop();
       await Promise.all([...consumers.values()].map((c) => c.stop()));

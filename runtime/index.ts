@@ -10,6 +10,7 @@ export {
   DEFAULT_SUPERVISION,
   defineActor,
   type EmitEffect,
+  type Lifecycle,
   type MessageOf,
   type MessageSchemas,
   type SendEffect,
@@ -20,6 +21,7 @@ export {
 } from "./actor.ts";
 export { type ActorClient, type AskResult, createActorClient, type SendOptions } from "./actor-client.ts";
 export { REPLY_TO_HEADER } from "./actor-runner.ts";
+export { parkActor, unparkActor } from "./actor-store.ts";
 export { type BackoffPolicy, backoffDelay } from "./backoff.ts";
 export {
   type DeadLetter,
@@ -29,6 +31,7 @@ export {
   REPLAY_HEADER,
   type ReplayRequest,
   replayDeadLetters,
+  skipDeadLetters,
 } from "./dead-letters.ts";
 export {
   classifyError,
@@ -78,6 +81,12 @@ export {
 } from "./observer.ts";
 export { OffsetTracker } from "./offset-tracker.ts";
 export { OutboxRelay, type OutboxRelayOptions } from "./outbox-relay.ts";
+export {
+  type PausedPartition,
+  pausedPartitions,
+  pausePartition,
+  resumePartition,
+} from "./partition-pauses.ts";
 export { defineReactor, type ReactorContext, type ReactorDefinition, type ReactorResult } from "./reactor.ts";
 export { openRedis, pingRedis, type Redis } from "./redis.ts";
 export { isStorableText, storableText } from "./storable-text.ts";

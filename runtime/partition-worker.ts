@@ -5,6 +5,9 @@
  *
  * Backpressure: when more than `maxBuffered` records are dispatched but unfinished, the partition is paused
  * (the consumer stops fetching it) and resumed once the backlog halves.
+ *
+ * Held (an operator paused the partition): no record starts; running turns finish, fetched records wait in their
+ * mailboxes (and backpressure stops the fetching) until it is let go.
  */
 import { OffsetTracker } from "./offset-tracker.ts";
 
@@ -48,6 +51,7 @@ export class PartitionWorker {
   private readonly ready: string[] = [];
   private running = 0;
   private paused = false;
+  private held = false;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -124,13 +128,28 @@ export class PartitionWorker {
     return drained;
   }
 
+  /** Holds (or lets go of) the partition's records: none starts while held. */
+  hold(held: boolean): void {
+    this.held = held;
+    if (!held) this.pump();
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
   /** Keys with a record running or queued: their in-memory actors must stay. */
   busyKeys(): Set<string> {
     return new Set(this.keys.keys());
   }
 
   private pump(): void {
-    while (!this.stopped && this.running < this.options.maxConcurrency && this.ready.length > 0) {
+    while (
+      !this.stopped &&
+      !this.held &&
+      this.running < this.options.maxConcurrency &&
+      this.ready.length > 0
+    ) {
       const key = this.ready.shift() as string;
       const queue = this.keys.get(key);
       const record = queue?.records.shift();

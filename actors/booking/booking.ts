@@ -148,6 +148,7 @@ export function bookingActor(refs: Refs, settings: BookingSettings) {
     kind: "booking",
     mailbox: refs.mailboxes.booking,
     initialState: initialBooking,
+    lifecycle: { statusField: "status", final: ["NEW", "PAID", "CLOSED", "CANCELLED", "REJECTED"] },
     messages: bookingMessages,
     handle(state, message, ctx): TurnResult<BookingState> {
       const now = ctx.now.toISOString();

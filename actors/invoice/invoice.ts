@@ -116,6 +116,7 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
     kind: "invoice",
     mailbox: refs.mailboxes.invoice,
     initialState: initialInvoice,
+    lifecycle: { statusField: "status", final: ["NEW", "PAID", "FAILED", "REFUNDED", "VOID"] },
     messages: invoiceMessages,
     async handle(state, message, ctx): Promise<TurnResult<InvoiceState>> {
       const now = ctx.now.toISOString();

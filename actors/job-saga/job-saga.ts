@@ -133,6 +133,7 @@ export function jobSagaActor(refs: Refs, settings: JobSettings) {
     kind: "job-saga",
     mailbox: refs.mailboxes["job-saga"],
     initialState: initialJob,
+    lifecycle: { statusField: "status", final: ["NONE", "PAID", "COMPENSATED", "CANCELLED"] },
     messages: jobMessages,
     handle(state, message, ctx): TurnResult<JobState> {
       const now = ctx.now.toISOString();

@@ -85,6 +85,7 @@ export function repairActor(refs: Refs) {
     kind: "repair",
     mailbox: refs.mailboxes.repair,
     initialState: initialRepair,
+    lifecycle: { statusField: "status", final: ["NEW", "COMPLETED"] },
     messages: repairMessages,
     handle(state, message, ctx): TurnResult<RepairState> {
       const now = ctx.now.toISOString();

@@ -184,14 +184,18 @@ export const DeadLetterAnswer = t.Object(
     firstFailureAt: Time,
     lastFailureAt: Time,
     host: t.String(),
-    status: t.UnionEnum(["dead", "parked", "replayed"]),
+    status: t.UnionEnum(["dead", "parked", "replayed", "skipped"]),
     replayedAt: Nullable(Time),
+    skippedAt: Nullable(Time),
+    skippedBy: Nullable(t.String()),
+    skipReason: Nullable(t.String()),
     createdAt: Time,
   },
   closed,
 );
 
 export const ReplayAnswer = t.Object({ replayed: t.Array(t.Integer()) }, closed);
+export const SkipAnswer = t.Object({ skipped: t.Array(t.Integer()) }, closed);
 
 export const GroupView = t.Object(
   {
@@ -210,11 +214,94 @@ export const GroupView = t.Object(
           committed: t.String({ description: "committed offset (-1: none)" }),
           end: t.String(),
           lag: t.Integer(),
+          paused: t.Boolean({ description: "an operator paused it (held across rebalances until resumed)" }),
+          pausedBy: Nullable(t.String()),
+          pauseReason: Nullable(t.String()),
         },
         closed,
       ),
     ),
   },
+  closed,
+);
+
+export const HostView = t.Object(
+  {
+    hostId: t.String(),
+    role: t.String({ description: "what the process runs (PITSTOP_RUN), e.g. http,actors,reactors" }),
+    version: t.String(),
+    up: t.Boolean({ description: "false: it has not reported for three intervals (dead or frozen)" }),
+    startedAt: Time,
+    seenAt: Time,
+    uptimeSeconds: t.Integer(),
+    activeActors: t.Integer(),
+    inFlight: t.Integer({ description: "turns and reactor events running now" }),
+    fenced: t.Integer({ description: "turns refused because another host took the partition" }),
+    failed: t.Integer({ description: "partition workers failed and consumers crashed" }),
+    deadLetters: t.Integer(),
+    groups: t.Array(
+      t.Object(
+        {
+          groupId: t.String(),
+          partitions: t.Array(
+            t.Object(
+              {
+                topic: t.String(),
+                partition: t.Integer(),
+                epoch: t.Integer(),
+                lag: Nullable(t.Integer()),
+                backlog: t.Integer({ description: "fetched records not finished" }),
+                inFlight: t.Integer(),
+                held: t.Boolean({ description: "paused by an operator: nothing new starts" }),
+              },
+              closed,
+            ),
+          ),
+        },
+        closed,
+      ),
+    ),
+  },
+  closed,
+);
+
+export const StuckView = t.Object(
+  {
+    kind: t.String(),
+    key: t.String(),
+    status: Nullable(t.String()),
+    version: t.Integer(),
+    updatedAt: Time,
+    idleSeconds: t.Integer(),
+  },
+  closed,
+);
+
+export const AuditView = t.Object(
+  {
+    id: t.Integer(),
+    at: Time,
+    who: t.String({ description: "role:subject of the token" }),
+    action: t.String(),
+    target: t.Record(t.String(), t.Unknown()),
+    outcome: t.Record(t.String(), t.Unknown()),
+  },
+  closed,
+);
+
+export const PauseAnswer = t.Object(
+  {
+    groupId: t.String(),
+    topic: t.String(),
+    partition: t.Integer(),
+    paused: t.Boolean(),
+    changed: t.Boolean({ description: "false: it was so already" }),
+  },
+  closed,
+);
+
+export const ParkAnswer = t.Object(
+  { kind: t.String(), key: t.String(), parked: t.Boolean(), changed: t.Boolean() },
   closed,
 );
 
@@ -243,6 +330,21 @@ export const ActorView = t.Object(
         },
         closed,
       ),
+    ),
+    records: t.Array(
+      t.Object(
+        {
+          id: t.String(),
+          topic: t.String(),
+          type: Nullable(t.String()),
+          createdAt: Time,
+          publishedAt: Nullable(Time),
+        },
+        closed,
+      ),
+      {
+        description: "records of this key still in the outbox (kept a while after publishing), newest first",
+      },
     ),
   },
   closed,

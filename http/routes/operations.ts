@@ -1,13 +1,18 @@
-/** For staff: the day's figures (analytics), parts stock, and dead letters (list, replay) for operators. */
+/**
+ * For staff: the day's figures (analytics), parts stock, and dead letters for operators: list, replay (by id, or
+ * a whole key in order: a redrive) and skip (discarded with a reason, kept for audit). Replays and skips are
+ * audited (ops-audit.ts).
+ */
 
 import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { dailyFigures } from "../../actors/reactors/analytics.ts";
-import { listDeadLetters, replayDeadLetters } from "../../runtime/index.ts";
+import { listDeadLetters, replayDeadLetters, skipDeadLetters } from "../../runtime/index.ts";
 import { authentication, requireRole } from "../auth.ts";
 import type { RouteDeps } from "../deps.ts";
 import { unprocessable } from "../errors.ts";
-import { answers, DailyAnswer, DeadLetterAnswer, PartAnswer, ReplayAnswer } from "./answers.ts";
+import { audited } from "../ops-audit.ts";
+import { answers, DailyAnswer, DeadLetterAnswer, PartAnswer, ReplayAnswer, SkipAnswer } from "./answers.ts";
 import { Id, Limit, pageSize, strict } from "./schemas.ts";
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -96,7 +101,9 @@ export function operationRoutes(deps: RouteDeps) {
           consumer: t.Optional(Id),
           key: t.Optional(t.String({ maxLength: 200 })),
           // (not t.UnionEnum: Elysia fills an optional UnionEnum in a query with its first value)
-          status: t.Optional(t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed")])),
+          status: t.Optional(
+            t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed"), t.Literal("skipped")]),
+          ),
           limit: Limit,
         }),
         detail: {
@@ -114,13 +121,12 @@ export function operationRoutes(deps: RouteDeps) {
         if (!body.ids?.length && !byKey) {
           throw unprocessable("give ids, or a consumer and a key", body.ids ? "/ids" : "/consumer");
         }
-        const replayed = await replayDeadLetters(
-          deps.sql,
-          body.ids?.length
-            ? { ids: body.ids }
-            : { consumer: body.consumer as string, key: body.key as string },
-        );
-        return { replayed };
+        const request = body.ids?.length
+          ? { ids: body.ids }
+          : { consumer: body.consumer as string, key: body.key as string };
+        return audited(deps, principal, "dead-letters.replay", request, async (tx) => ({
+          replayed: await replayDeadLetters(tx, request),
+        }));
       },
       {
         body: t.Object(
@@ -135,6 +141,31 @@ export function operationRoutes(deps: RouteDeps) {
           summary: "Replay dead letters by id, or a key's letters in order (admin)",
           tags: ["operations"],
           responses: answers({ 200: ReplayAnswer }, [400]),
+        },
+      },
+    )
+    .post(
+      "/ops/dead-letters/skip",
+      async ({ principal, body }) => {
+        requireRole(principal, "admin");
+        const who = `${principal.role}:${principal.sub}`;
+        return audited(deps, principal, "dead-letters.skip", body, async (tx) => ({
+          skipped: await skipDeadLetters(tx, body.ids, who, body.reason),
+        }));
+      },
+      {
+        body: t.Object(
+          {
+            ids: t.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 500 }),
+            reason: t.String({ minLength: 1, maxLength: 500 }),
+          },
+          strict,
+        ),
+        detail: {
+          summary:
+            "Skip dead letters: never replayed, kept with who skipped them and why (admin). Letters already replayed or skipped are left",
+          tags: ["operations"],
+          responses: answers({ 200: SkipAnswer }),
         },
       },
     );

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { acquireLease, releaseLease } from "../../runtime/fence.ts";
-import type { Host } from "../../runtime/index.ts";
+import { type Host, partitionOf, pausePartition, resumePartition } from "../../runtime/index.ts";
 import { uniqueName, waitFor } from "../support.ts";
 import {
   actorStates,
@@ -282,5 +282,65 @@ describe("hosts joining, leaving and pausing", () => {
     console.log(`owner went on ${resumedInMs} ms after the release (session timeout ${sessionTimeoutMs} ms)`);
     expect(resumedInMs).toBeLessThan(sessionTimeoutMs / 2);
     await expectExactlyOnceInOrder(kind, keys, 10);
+  }, 120_000);
+
+  test("an operator's pause of a partition holds across a rebalance and a change of owner until resumed: then its records run, in order, once", async () => {
+    const partitions = 4;
+    const { mailbox } = await freshTopics("paused", partitions);
+    const kind = uniqueName("paused");
+    const groupPrefix = uniqueName("g");
+    const target = { groupId: `${groupPrefix}.actor.${kind}`, topic: mailbox, partition: 1 };
+    await pausePartition(database.sql, target, "test", "held across rebalances");
+    const tuning = {
+      pausePollIntervalMs: 200,
+      commitIntervalMs: 100,
+      sessionTimeoutMs: 6000,
+      heartbeatIntervalMs: 500,
+    };
+    const a = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "pause-a", tuning });
+    hosts.push(a);
+    await a.start();
+    const keys = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    const held = keys.filter((k) => partitionOf(k, partitions) === target.partition);
+    const free = keys.filter((k) => partitionOf(k, partitions) !== target.partition);
+    expect(held.length).toBeGreaterThan(0);
+    await sendSteps(mailbox, keys, 5);
+    const counts = async () => {
+      const states = await actorStates<SequenceState>(kind);
+      const of = (ks: string[]) => ks.reduce((n, k) => n + (states.get(k)?.state.count ?? 0), 0);
+      return { held: of(held), free: of(free) };
+    };
+    await waitFor(async () => (await counts()).free === free.length * 5, {
+      timeoutMs: 30_000,
+      what: "the free partitions done",
+    });
+    expect((await counts()).held).toBe(0);
+
+    // A second host joins (a rebalance), then the first leaves: the paused partition changes owner, still held.
+    const b = testHost({ actors: [sequenceActor(kind, mailbox)], groupPrefix, hostId: "pause-b", tuning });
+    hosts.push(b);
+    await b.start();
+    await waitFor(() => (b.stats().consumers[target.groupId]?.partitions.length ?? 0) > 0, {
+      timeoutMs: 30_000,
+      what: "B taking partitions",
+    });
+    await a.stop();
+    await waitFor(() => b.stats().consumers[target.groupId]?.partitions.length === partitions, {
+      timeoutMs: 30_000,
+      what: "B owning every partition",
+    });
+    const owned = b
+      .stats()
+      .consumers[target.groupId]?.partitions.find((p) => p.partition === target.partition);
+    expect(owned?.held).toBe(true);
+    await Bun.sleep(1000); // held means held: a second on the new owner, nothing of it ran
+    expect((await counts()).held).toBe(0);
+
+    expect(await resumePartition(database.sql, target)).toBe(true);
+    await waitFor(async () => (await counts()).held === held.length * 5, {
+      timeoutMs: 30_000,
+      what: "the resumed partition done",
+    });
+    await expectExactlyOnceInOrder(kind, keys, 5);
   }, 120_000);
 });
