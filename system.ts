@@ -8,6 +8,7 @@ import { createDomain, type Domain, natsPrefixOf, refsIn, topicsIn } from "./act
 import type { Config } from "./config.ts";
 import { openDatabase, pingDatabase } from "./db/index.ts";
 import {
+  checkHealth,
   createApp,
   createEntities,
   createTokens,
@@ -29,6 +30,7 @@ import {
   openRedis,
   pingNats,
   pingRedis,
+  type Readiness,
   sessionName,
 } from "./runtime/index.ts";
 import { createKafka, pingKafka } from "./topics/index.ts";
@@ -119,13 +121,54 @@ export function createSystem(config: Config, log: Logger): System {
     await probeAdmin.connect(); // idempotent; reconnects after an outage
     return groupReadiness(probeAdmin, groups, config.service.readyMaxLag);
   };
+  /** This process's share of each group it is a member of: partitions handled, and assigned but not yet. */
+  const ownership = () =>
+    new Map(
+      Object.entries(host?.stats().consumers ?? {}).map(([groupId, c]) => [
+        groupId,
+        {
+          owned: c.partitions.length,
+          unowned: c.unowned.length,
+          fenced: c.unowned.filter((u) => u.fenced).length,
+        },
+      ]),
+    );
+  /**
+   * `/readyz`: the groups' work flowing (every group has members, every partition an owner, lag bounded), and this
+   * process able to do its part: its dependencies up, every partition assigned to it taken.
+   */
+  const processReadiness = async (): Promise<Readiness> => {
+    const [groupsRead, health] = await Promise.all([readiness(), checkHealth(probes, 2000)]);
+    const reasons = Object.entries(health.dependencies)
+      .filter(([, d]) => d.status === "down")
+      .map(([name, d]) => `${name} is down: ${d.error}`);
+    for (const [groupId, share] of ownership()) {
+      if (share.unowned > 0)
+        reasons.push(
+          `${groupId}: ${share.unowned} partition(s) assigned to this process not taken yet (${share.fenced} fenced)`,
+        );
+    }
+    reasons.push(...groupsRead.reasons);
+    return { ready: reasons.length === 0, reasons, groups: groupsRead.groups };
+  };
+  const groupHealth = async () => {
+    const mine = ownership();
+    return (await readiness()).groups.map((g) => ({
+      groupId: g.groupId,
+      lag: g.lag,
+      maxPartitionLag: g.maxPartitionLag,
+      owned: mine.get(g.groupId)?.owned ?? 0,
+      unowned: mine.get(g.groupId)?.unowned ?? 0,
+    }));
+  };
   let phase: "running" | "draining" | "closing" = "running";
   // A process without the service's routes (PITSTOP_RUN without http) still answers the ops endpoints.
   const app = createApp({
     probes,
     log,
     routes: config.run.http ? routes : undefined,
-    readiness,
+    readiness: processReadiness,
+    groupHealth,
     shutdown: () => phase,
     metrics,
   });

@@ -8,7 +8,7 @@ import { Elysia } from "elysia";
 import type { Logger, Readiness } from "../runtime/index.ts";
 import type { RouteDeps } from "./deps.ts";
 import { errorHandling, HttpError } from "./errors.ts";
-import { healthRoutes, type Probe, readinessRoutes } from "./health.ts";
+import { type GroupHealth, healthRoutes, type Probe, readinessRoutes } from "./health.ts";
 import { storableInput } from "./input.ts";
 import { type HttpMetrics, observabilityRoutes } from "./observability.ts";
 import { bookingRoutes } from "./routes/bookings.ts";
@@ -38,8 +38,10 @@ export interface AppDeps {
   log: Logger;
   /** The service center's routes; without them the app serves health only. */
   routes?: RouteDeps;
-  /** The consumer groups' readiness (`/readyz`), when the app knows them. */
+  /** Whether this process can serve (`/readyz`), when the app knows its groups. */
   readiness?: () => Promise<Readiness>;
+  /** Each group's lag and this process's share of its partitions (`/healthz`). */
+  groupHealth?: () => Promise<GroupHealth[]>;
   /**
    * Where the process is in its shutdown: `draining`, health says so and requests are still served (those sent
    * just before the signal arrive now); `closing`, new requests are refused too (503, retryable).
@@ -106,8 +108,12 @@ export function createApp(deps: AppDeps) {
         },
       }),
     )
-    .use(healthRoutes(deps.probes, deps.healthTimeoutMs, draining))
-    .use(deps.readiness ? readinessRoutes(deps.readiness) : new Elysia({ name: "no-readiness" }));
+    .use(healthRoutes(deps.probes, deps.healthTimeoutMs, draining, deps.groupHealth))
+    .use(
+      deps.readiness
+        ? readinessRoutes(deps.readiness, undefined, draining)
+        : new Elysia({ name: "no-readiness" }),
+    );
   if (!deps.routes) return app;
   return app
     .use(bookingRoutes(deps.routes))

@@ -1,5 +1,10 @@
 /**
- * `GET /healthz`: each dependency as up or down with the time its check took, and 503 when any is down.
+ * The process's own checks:
+ * - `GET /healthz`: each dependency as up or down with the time its check took, 503 when any is down; plus, when
+ *   the process knows them, each consumer group's lag and how many of its partitions this process owns.
+ * - `GET /readyz`: whether this process can serve (the composition root decides what that takes: its
+ *   dependencies up, the partitions assigned to it taken, the groups' work flowing) and is not draining.
+ * - `GET /livez` (observability.ts): the process runs.
  * Every check runs at once, each bounded by a timeout, so one hung dependency cannot hang the answer.
  */
 import { Elysia, t } from "elysia";
@@ -18,10 +23,24 @@ const DependencyStatus = t.Object({
   error: t.Optional(t.String()),
 });
 
+/** A consumer group as this process sees it: its lag (all members) and its partitions this process owns. */
+const GroupHealth = t.Object({
+  groupId: t.String(),
+  lag: t.Integer(),
+  maxPartitionLag: t.Integer(),
+  /** Partitions whose lease this process holds and handles now. */
+  owned: t.Integer(),
+  /** Partitions assigned to this process not handled yet (being taken, or fenced and waiting). */
+  unowned: t.Integer(),
+});
+export type GroupHealth = typeof GroupHealth.static;
+
 export const HealthReport = t.Object({
   /** draining: the process is shutting down (SIGTERM); requests in flight finish, new ones go elsewhere. */
   status: t.Union([t.Literal("up"), t.Literal("down"), t.Literal("draining")]),
   dependencies: t.Record(t.String(), DependencyStatus),
+  /** Absent when the process has no groups, or Kafka did not answer in time. */
+  groups: t.Optional(t.Array(GroupHealth)),
 });
 
 export type HealthReport = typeof HealthReport.static;
@@ -83,10 +102,18 @@ function elapsed(started: number): number {
  * `GET /readyz`: whether the work is flowing — every consumer group has a member, every partition an owner, and
  * none is further behind than allowed; 503 with the reasons otherwise. (`/healthz` stays about dependencies.)
  */
-export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 5000) {
+export function readinessRoutes(
+  check: () => Promise<Readiness>,
+  timeoutMs = 5000,
+  draining: () => boolean = () => false,
+) {
   return new Elysia({ name: "readiness" }).get(
     "/readyz",
     async ({ set }) => {
+      if (draining()) {
+        set.status = 503;
+        return { status: "not_ready", reasons: ["draining: this process is shutting down"], groups: [] };
+      }
       let timer: Timer | undefined;
       try {
         const readiness = await Promise.race([
@@ -118,7 +145,7 @@ export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 500
     {
       detail: {
         summary:
-          "Whether every consumer group has members, every partition an owner, and lag is bounded; 503 otherwise",
+          "Whether this process can serve: its dependencies up, the partitions assigned to it taken, every group with members and bounded lag, not draining; 503 with the reasons otherwise",
         tags: ["ops"],
         responses: readinessAnswers,
       },
@@ -126,21 +153,55 @@ export function readinessRoutes(check: () => Promise<Readiness>, timeoutMs = 500
   );
 }
 
-export function healthRoutes(probes: Probe[], timeoutMs = 2000, draining: () => boolean = () => false) {
+export function healthRoutes(
+  probes: Probe[],
+  timeoutMs = 2000,
+  draining: () => boolean = () => false,
+  groups?: () => Promise<GroupHealth[]>,
+) {
   return new Elysia({ name: "health" }).get(
     "/healthz",
     async ({ set }) => {
-      const report = await checkHealth(probes, timeoutMs);
+      const [report, lag] = await Promise.all([
+        checkHealth(probes, timeoutMs),
+        groupsWithin(groups, timeoutMs),
+      ]);
+      const full = lag ? { ...report, groups: lag } : report;
       if (draining()) {
         set.status = 503;
-        return { ...report, status: "draining" as const };
+        return { ...full, status: "draining" as const };
       }
       set.status = report.status === "up" ? 200 : 503;
-      return report;
+      return full;
     },
     {
       response: { 200: HealthReport, 503: HealthReport },
-      detail: { summary: "Each dependency as up or down with latency; 503 when any is down", tags: ["ops"] },
+      detail: {
+        summary:
+          "Each dependency as up or down with latency, each group's lag and the partitions this process owns; 503 when a dependency is down",
+        tags: ["ops"],
+      },
     },
   );
+}
+
+/** The groups' health, or undefined when there is none to give or Kafka does not answer in time. */
+async function groupsWithin(
+  groups: (() => Promise<GroupHealth[]>) | undefined,
+  timeoutMs: number,
+): Promise<GroupHealth[] | undefined> {
+  if (!groups) return undefined;
+  let timer: Timer | undefined;
+  try {
+    return await Promise.race([
+      groups(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+      }),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }

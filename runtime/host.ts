@@ -119,7 +119,11 @@ export interface HostStats {
   reactors: Record<string, ReactorRunner["stats"]>;
   consumers: Record<
     string,
-    GroupConsumer["stats"] & { topics: string[]; partitions: ReturnType<GroupConsumer["partitions"]> }
+    GroupConsumer["stats"] & {
+      topics: string[];
+      partitions: ReturnType<GroupConsumer["partitions"]>;
+      unowned: ReturnType<GroupConsumer["unowned"]>;
+    }
   >;
   relay?: OutboxRelay["stats"];
   publisher: OutboxRelay["stats"];

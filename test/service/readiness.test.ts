@@ -54,3 +54,34 @@ test("with its hosts running every group is ready; without any host, readiness s
   expect(body.reasons).toContain(`pitstop-${namespace}.reactors: no member (no host runs it)`);
   expect(body.reasons.length).toBe(6);
 }, 90_000);
+
+test("/readyz names a dependency of this process that is down", async () => {
+  // Redis at a port nothing listens on: this process cannot serve, whatever the groups say.
+  const config = testConfig({ PITSTOP_NAMESPACE: service.namespace, REDIS_URL: "redis://127.0.0.1:1" });
+  const system = createSystem(config, testLog);
+  try {
+    const response = await system.app.handle(new Request("http://localhost/readyz"));
+    expect(response.status).toBe(503);
+    const body = (await response.json()) as { reasons: string[] };
+    expect(body.reasons.filter((r) => r.startsWith("redis is down"))).toHaveLength(1);
+  } finally {
+    await system.close();
+  }
+}, 60_000);
+
+test("/healthz adds each group's lag and the partitions this process owns; a draining process is not ready", async () => {
+  const health = await service.call("GET", "/healthz");
+  expect(health.status).toBe(200);
+  expect(health.body.groups).toHaveLength(6);
+  for (const g of health.body.groups) {
+    expect(g.owned).toBeGreaterThanOrEqual(3); // this process is the only host: every partition is its own
+    expect(g.owned % 3).toBe(0);
+    expect(g.unowned).toBe(0);
+    expect(g.lag).toBeGreaterThanOrEqual(0);
+  }
+  expect(health.body.groups.find((g: { groupId: string }) => g.groupId.endsWith(".reactors")).owned).toBe(15);
+  service.system.shutdown("draining"); // (last test of the file: the service is stopped after it)
+  const draining = await service.call("GET", "/readyz");
+  expect(draining.status).toBe(503);
+  expect(draining.body.reasons).toEqual(["draining: this process is shutting down"]);
+}, 60_000);
