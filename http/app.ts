@@ -6,6 +6,8 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import type { Logger, Readiness } from "../runtime/index.ts";
+import { consolePage } from "./console/console-page.ts";
+import { liveSocket } from "./console/live-socket.ts";
 import type { RouteDeps } from "./deps.ts";
 import { errorHandling, HttpError } from "./errors.ts";
 import { type GroupHealth, healthRoutes, type Probe, readinessRoutes } from "./health.ts";
@@ -122,7 +124,9 @@ export function createApp(deps: AppDeps) {
     .use(operationRoutes(deps.routes))
     .use(opsRoutes(deps.routes))
     .use(opsControlRoutes(deps.routes))
-    .use(statusSocket(deps.routes));
+    .use(statusSocket(deps.routes))
+    .use(liveSocket(deps.routes))
+    .use(consolePage());
 }
 
 export type App = ReturnType<typeof createApp>;
