@@ -4,7 +4,7 @@
  * and a record on the source topic's `.dlt` topic (through the outbox), with headers that say where it came from
  * and why. Replaying puts the original record back on its source topic, in the original order per key.
  */
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, desc, eq } from "drizzle-orm";
 import type postgres from "postgres";
 import { type Db, schema } from "../db/index.ts";
 import { deadLetterTopic } from "../topics/index.ts";
@@ -106,9 +106,11 @@ export interface DeadLetterFilter {
   key?: string;
   status?: "dead" | "parked" | "replayed" | "skipped";
   limit?: number;
+  /** Newest first (the latest page) instead of oldest first. */
+  newestFirst?: boolean;
 }
 
-/** Dead letters, oldest first. */
+/** Dead letters, oldest first (or newest first). */
 export async function listDeadLetters(db: Db, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
   const conditions = [
     filter.consumer ? eq(schema.deadLetter.consumer, filter.consumer) : undefined,
@@ -119,7 +121,7 @@ export async function listDeadLetters(db: Db, filter: DeadLetterFilter = {}): Pr
     .select()
     .from(schema.deadLetter)
     .where(conditions.length ? and(...conditions) : undefined)
-    .orderBy(asc(schema.deadLetter.id))
+    .orderBy(filter.newestFirst ? desc(schema.deadLetter.id) : asc(schema.deadLetter.id))
     .limit(filter.limit ?? 100);
 }
 

@@ -74,7 +74,9 @@ export async function groupReadiness(admin: Admin, groups: GroupSpec[], maxLag: 
         partitions++;
         if (!assigned.has(`${topic}[${partition}]`)) unassigned.push(`${topic}[${partition}]`);
         const at = BigInt(topicCommitted.find((c) => c.partition === partition)?.offset ?? "-1");
-        const behind = Number(end - (at < 0n ? 0n : at));
+        // The ends are read before the committed offsets: records written in between may be committed already
+        // (committed above the end read), which is no lag, not a negative one.
+        const behind = Math.max(0, Number(end - (at < 0n ? 0n : at)));
         positions.push({
           topic,
           partition,

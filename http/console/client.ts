@@ -779,6 +779,7 @@ async function loadDeadLetters(): Promise<void> {
   if (key) query.set("key", key);
   if (status) query.set("status", status);
   query.set("limit", "500");
+  query.set("order", "newest");
   const body = byId<HTMLTableElement>("dead-letters").tBodies[0] as HTMLTableSectionElement;
   let letters: DeadLetter[];
   try {
@@ -789,7 +790,7 @@ async function loadDeadLetters(): Promise<void> {
   }
   body.replaceChildren(
     ...(letters.length
-      ? letters.toReversed().map(deadLetterRow) // newest first
+      ? letters.map(deadLetterRow)
       : [h("tr", {}, h("td", { colspan: 9, class: "note" }, "no dead letters"))]),
   );
 }

@@ -89,6 +89,7 @@ export function operationRoutes(deps: RouteDeps) {
           key: query.key,
           status: query.status,
           limit: pageSize(query.limit, 100, 500),
+          newestFirst: query.order === "newest",
         });
         return letters.map(({ value, sourceOffset, ...rest }) => ({
           ...rest,
@@ -105,9 +106,10 @@ export function operationRoutes(deps: RouteDeps) {
             t.Union([t.Literal("dead"), t.Literal("parked"), t.Literal("replayed"), t.Literal("skipped")]),
           ),
           limit: Limit,
+          order: t.Optional(t.Union([t.Literal("oldest"), t.Literal("newest")])),
         }),
         detail: {
-          summary: "Dead letters, oldest first (admin)",
+          summary: "Dead letters, oldest first, or newest first with order=newest (admin)",
           tags: ["operations"],
           responses: answers({ 200: t.Array(DeadLetterAnswer) }),
         },

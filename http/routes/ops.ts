@@ -13,6 +13,8 @@ import { notFound, unprocessable } from "../errors.ts";
 import { ActorView, AuditView, answers, GroupView, HostView, StuckView } from "./answers.ts";
 import { Id, Limit, pageSize } from "./schemas.ts";
 
+const byPartition = (a: { topic: string; partition: number }, b: { topic: string; partition: number }) =>
+  a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1;
 const partitionId = (groupId: string, topic: string, partition: number) =>
   `${groupId}\u0000${topic}\u0000${partition}`;
 
@@ -45,7 +47,7 @@ export function opsRoutes(deps: RouteDeps) {
           deadLetters: p.report.deadLetters,
           groups: Object.entries(p.report.groups).map(([groupId, partitions]) => ({
             groupId,
-            partitions: partitions.map((x) => ({
+            partitions: [...partitions].sort(byPartition).map((x) => ({
               topic: x.topic,
               partition: x.partition,
               epoch: x.epoch,
@@ -87,7 +89,7 @@ export function opsRoutes(deps: RouteDeps) {
           state: g.state,
           members: g.members,
           lag: g.lag,
-          partitions: g.positions.map((p) => {
+          partitions: [...g.positions].sort(byPartition).map((p) => {
             const id = partitionId(g.groupId, p.topic, p.partition);
             const owner = ownerOf.get(id);
             const pause = pauseOf.get(id);
@@ -160,7 +162,7 @@ export function opsRoutes(deps: RouteDeps) {
               created_at: Date | string;
               published_at: Date | string | null;
             }[]
-          >`select id::text, topic, substring(value from '"type"[[:space:]]*:[[:space:]]*"([^"]{1,100})"') as type,
+          >`select id::text, topic, substring(value from '"eventType"[[:space:]]*:[[:space:]]*"([^"]{1,100})"') as type,
               created_at, published_at
             from outbox where message_key = ${key} order by id desc limit 20`,
         ]);
