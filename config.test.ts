@@ -15,6 +15,7 @@ describe("configuration", () => {
       logLevel: "info",
       run: { http: true, actors: true, reactors: true },
       namespace: "",
+      tracing: {},
       auth: { jwtSecret: DEV_JWT_SECRET, tokenTtlSeconds: 86_400 },
       service: {
         askTimeoutMs: 3000,
@@ -49,6 +50,16 @@ describe("configuration", () => {
     expect(loadConfig({ PITSTOP_INSTANCE_ID: "actors-2" }).kafka.instanceId).toBe("actors-2");
     expect(() => loadConfig({ PITSTOP_INSTANCE_ID: "a b" })).toThrow("PITSTOP_INSTANCE_ID must be");
     expect(() => loadConfig({ PITSTOP_INSTANCE_ID: "host.1" })).toThrow("PITSTOP_INSTANCE_ID must be");
+  });
+
+  test("OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on (off without it); a URL that is not HTTP is refused", () => {
+    expect(loadConfig({}).tracing.otlpEndpoint).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }).tracing).toEqual({
+      otlpEndpoint: "http://collector:4318",
+    });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "grpc://collector:4317" })).toThrow(
+      "OTEL_EXPORTER_OTLP_ENDPOINT must use http: or https:",
+    );
   });
 
   test("production refuses the development JWT secret and a short one", () => {

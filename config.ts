@@ -27,6 +27,7 @@
  * | JOB_CHECK_INTERVAL_MS | 600000 (10 min)                               | waiting jobs check with who they wait on  |
  * | NO_SHOW_GRACE_MS     | 86400000 (24 h)                                | unstarted booking cancelled this long after its time |
  * | READY_MAX_LAG        | 1000                                           | /readyz: 503 past this many records behind |
+ * | OTEL_EXPORTER_OTLP_ENDPOINT | (none: tracing off)                     | OTLP/HTTP collector base URL; traces go to `<url>/v1/traces` |
  */
 
 export type Env = "development" | "test" | "production";
@@ -51,6 +52,8 @@ export interface Config {
   run: { http: boolean; actors: boolean; reactors: boolean };
   /** Empty for the real deployment; tests run in a namespace of their own (topics, groups, NATS subjects). */
   namespace: string;
+  /** otlpEndpoint: where spans are exported (OTLP over HTTP); unset, nothing is traced (docs/ops.md, "Traces"). */
+  tracing: { otlpEndpoint?: string };
   auth: { jwtSecret: string; tokenTtlSeconds: number };
   service: {
     askTimeoutMs: number;
@@ -227,6 +230,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, mode === "test" ? "warn" : "info"),
     run: parts("PITSTOP_RUN", ["http", "actors", "reactors"]),
     namespace: read("PITSTOP_NAMESPACE") ?? "",
+    tracing: {
+      otlpEndpoint: read("OTEL_EXPORTER_OTLP_ENDPOINT")
+        ? url("OTEL_EXPORTER_OTLP_ENDPOINT", "", ["http:", "https:"])
+        : undefined,
+    },
     auth: {
       jwtSecret: read("JWT_SECRET") ?? DEV_JWT_SECRET,
       tokenTtlSeconds: int("TOKEN_TTL_SECONDS", 86_400, 60, 31_536_000),

@@ -18,6 +18,7 @@ import {
 } from "./http/index.ts";
 import { createMetrics, type Metrics } from "./ops/metrics.ts";
 import { processesOf, reportProcess } from "./ops/registry.ts";
+import { otlpTracing } from "./ops/tracing.ts";
 import {
   consumerGroupsOf,
   createActorClient,
@@ -57,6 +58,14 @@ export function createSystem(config: Config, log: Logger): System {
   // The host's id names its Postgres sessions: a host taking over one of its partitions can find (and end) a
   // transaction it left stuck (runtime/fence.ts).
   const hostId = `${hostname()}:${process.pid}:${Bun.randomUUIDv7().slice(-6)}`;
+  // Registered before anything that traces is made; unset, nothing is registered and tracing costs nothing.
+  const { otlpEndpoint } = config.tracing;
+  const tracing = otlpEndpoint
+    ? otlpTracing(otlpEndpoint, {
+        "service.instance.id": hostId,
+        "pitstop.run": runOf(config),
+      })
+    : undefined;
   const database = openDatabase(config.postgres.url, {
     connectTimeout: 2,
     max: config.postgres.poolSize,
@@ -220,10 +229,7 @@ export function createSystem(config: Config, log: Logger): System {
         identity: {
           id: hostId,
           namespace: config.namespace,
-          role: Object.entries(config.run)
-            .filter(([, runs]) => runs)
-            .map(([part]) => part)
-            .join(","),
+          role: runOf(config),
         },
         host: () => host,
       });
@@ -238,8 +244,15 @@ export function createSystem(config: Config, log: Logger): System {
       await Promise.all((config.run.reactors ? domain?.jobs : [])?.map((job) => job.stop()) ?? []);
       await client.close();
       await Promise.allSettled([database.close(), redis.quit(), nats.close(), probeAdmin.disconnect()]);
+      // Last: the spans of the turns drained above are exported too.
+      await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, "spans not exported"));
     },
   };
+}
+
+/** The process's role, as PITSTOP_RUN names it (`http,actors,reactors`). */
+function runOf(config: Config): string {
+  return (["http", "actors", "reactors"] as const).filter((part) => config.run[part]).join(",");
 }
 
 /** A NATS connection made on first use and made again if it closed, so a late NATS is picked up. */

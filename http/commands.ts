@@ -4,7 +4,7 @@
  * timeout — 202 with the URL where the outcome will show (the command is durably in the mailbox).
  */
 import type { Reply } from "../actors/index.ts";
-import type { ActorClient, ActorRef } from "../runtime/index.ts";
+import type { ActorClient, ActorRef, Span } from "../runtime/index.ts";
 import type { StoredAnswer } from "./idempotency.ts";
 
 const REFUSAL_STATUS: Record<string, number> = {
@@ -23,6 +23,8 @@ export interface CommandOptions {
   /** Status of an accepted answer (201 for a creation). */
   okStatus?: number;
   correlationId?: string;
+  /** The request's span (tracing on): the command's record carries its trace to the actor. */
+  trace?: Span;
 }
 
 export async function command(
@@ -36,6 +38,7 @@ export async function command(
     messageId: options.messageId,
     timeoutMs: options.timeoutMs,
     correlationId: options.correlationId,
+    trace: options.trace,
   });
   if (answer.status === "accepted") {
     return {

@@ -6,6 +6,7 @@
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../runtime/index.ts";
+import { requestLog } from "./observability.ts";
 
 export class HttpError extends Error {
   override name = "HttpError";
@@ -52,7 +53,7 @@ function validationBody(error: unknown) {
 }
 
 export function errorHandling(log: Logger) {
-  return new Elysia({ name: "pitstop-errors" }).onError({ as: "global" }, ({ code, error, set }) => {
+  return new Elysia({ name: "pitstop-errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
     if (error instanceof HttpError) {
       set.status = error.status;
       Object.assign(set.headers, error.extra.headers ?? {});
@@ -73,7 +74,7 @@ export function errorHandling(log: Logger) {
         set.status = 400;
         return body("invalid_request", String((error as Error).message), false);
       default: {
-        log.error({ err: error }, "request failed");
+        requestLog(log, request).error({ err: error }, "request failed");
         set.status = 500;
         return body("internal", "something went wrong on our side; try again", true);
       }

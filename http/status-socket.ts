@@ -6,6 +6,9 @@
  *   <- { "type": "subscribed", "entity": "booking", "id": "...", "current": { ...the entity now... } }
  *   <- { "type": "status", "entity": "booking", "id": "...", "event": "REPAIR_IN_PROGRESS", "status": ..., ... }
  *
+ * A status frame's `traceId` (present when tracing is on, docs/ops.md "Traces") is the trace id of the event that
+ * moved the entity: the request's that caused it, for a support ticket to find every span of it.
+ *
  * Frames come from NATS (`<prefix>.status.<entity>.<id>`, published by the status reactor on whichever process
  * handles the event), so every gateway process sees every change. Someone else's id answers like a missing one.
  * Frames are at least once: dedupe by `eventId`.

@@ -11,11 +11,17 @@ import type { ActorRef } from "./actor.ts";
 import { REPLY_TO_HEADER } from "./actor-runner.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { ReplaceableProducer } from "./producer.ts";
+import { activeTracer, type Span, traceHeaders, tracePublish } from "./tracing.ts";
 
 export interface SendOptions {
   correlationId?: string;
   /** The command's id (its envelope's eventId): sending the same id twice is handled once. */
   messageId?: string;
+  /**
+   * The span the command is sent under (an HTTP request's): the record carries its trace, so the actor's turn
+   * belongs to it. Without one the record carries none, and its turn starts a trace of its own.
+   */
+  trace?: Span;
 }
 
 export type AskResult =
@@ -64,10 +70,21 @@ export function createActorClient({
       correlationId: options.correlationId,
       eventId: options.messageId,
     });
-    await producer.send({
-      topic: ref.mailbox,
-      messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers }],
-    });
+    // Sent in a span `publish <mailbox>` under the caller's (the record then names the publish as its parent).
+    const traced =
+      options.trace && activeTracer()
+        ? tracePublish(ref.mailbox, [{ headers: { ...headers, ...traceHeaders(options.trace) } }])
+        : undefined;
+    try {
+      await producer.send({
+        topic: ref.mailbox,
+        messages: [{ key: ref.key, value: encodeEnvelope(envelope), headers: traced?.headers[0] ?? headers }],
+      });
+    } catch (error) {
+      traced?.end(error);
+      throw error;
+    }
+    traced?.end();
     return envelope.eventId;
   };
   return {

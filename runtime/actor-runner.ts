@@ -30,6 +30,17 @@ import { messageDecoder } from "./message.ts";
 import { causedRecord, type OutboxRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 import { isStorableText } from "./storable-text.ts";
+import {
+  activeTracer,
+  childSpan,
+  endSpan,
+  failSpan,
+  parentContext,
+  type Span,
+  SpanKind,
+  traceHeaders,
+  traceIdOf,
+} from "./tracing.ts";
 
 interface Cell<S> extends ActorSnapshot<S> {
   key: string;
@@ -141,11 +152,53 @@ export class ActorRunner<S, M extends MessageSchemas> {
     }
   }
 
-  private async supervise(
+  /**
+   * Runs the turn (its attempts) in a span `turn <kind>` whose parent is the trace the record carries; without a
+   * tracer (tracing off) nothing of it is made.
+   */
+  private supervise(
     lease: PartitionLease,
     cell: Cell<S>,
     record: InboundRecord,
     message: ReturnType<typeof this.decode>,
+  ): Promise<void> {
+    const kind = this.definition.kind;
+    const span = activeTracer()?.startSpan(
+      `turn ${kind}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": record.topic,
+          "messaging.destination.partition.id": String(record.partition),
+          "messaging.kafka.offset": Number(record.offset),
+          "messaging.message.id": message.envelope.eventId,
+          "pitstop.actor.kind": kind,
+          "pitstop.actor.key": cell.key,
+          "pitstop.message.type": message.type,
+          "pitstop.correlation.id": message.envelope.correlationId,
+        },
+      },
+      parentContext(record.headers),
+    );
+    // Not an async function: without a span the turn's promise is handed back as it is (no extra ticks).
+    if (!span) return this.attempts(lease, cell, record, message, undefined);
+    return this.attempts(lease, cell, record, message, span).then(
+      () => span.end(),
+      (error: unknown) => {
+        endSpan(span, error);
+        throw error;
+      },
+    );
+  }
+
+  private async attempts(
+    lease: PartitionLease,
+    cell: Cell<S>,
+    record: InboundRecord,
+    message: ReturnType<typeof this.decode>,
+    span: Span | undefined,
   ): Promise<void> {
     const firstFailureAt: Date[] = [];
     const started = performance.now();
@@ -161,6 +214,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
         messageType: message.type,
         eventId: message.envelope.eventId,
         correlationId: message.envelope.correlationId,
+        traceId: traceIdOf(span),
       });
     for (let attempt = 1; ; attempt++) {
       const now = this.deps.clock();
@@ -179,12 +233,14 @@ export class ActorRunner<S, M extends MessageSchemas> {
         const result = returned instanceof Promise ? await returned : returned;
         if (this.skipNoops && isNoop(cell.state, result)) {
           this.stats.noops++;
+          span?.setAttribute("pitstop.turn.outcome", "noop");
           this.deps.observer.turn(kind, "noop", performance.now() - started);
           this.afterCommit(cell, record, result);
           return;
         }
-        await this.commit(lease, cell, record, message, result, now);
+        await this.commit(lease, cell, record, message, result, now, span);
         this.stats.turns++;
+        span?.setAttribute("pitstop.turn.outcome", "committed");
         this.deps.observer.turn(kind, "committed", performance.now() - started);
         this.afterCommit(cell, record, result);
         return;
@@ -192,6 +248,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
         if (error instanceof FencedError) throw error;
         if (error instanceof DuplicateMessageError) {
           this.stats.duplicates++;
+          span?.setAttribute("pitstop.turn.outcome", "duplicate");
           this.deps.observer.turn(kind, "duplicate", performance.now() - started);
           return;
         }
@@ -221,6 +278,7 @@ export class ActorRunner<S, M extends MessageSchemas> {
         firstFailureAt.push(now);
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
+          span?.addEvent("retry", { attempt, "error.type": info.errorClass });
           turnLog().warn({ attempt, err: info }, "turn failed; retrying");
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
@@ -235,6 +293,8 @@ export class ActorRunner<S, M extends MessageSchemas> {
           throw error;
         }
         turnLog().error({ attempts: attempt, err: info }, "turn failed; dead-lettered");
+        failSpan(span, error);
+        span?.setAttribute("pitstop.turn.outcome", "dead-lettered");
         await this.finishWithDeadLetter(lease, cell, record, info, attempt, firstFailureAt[0] ?? now, "dead");
         return;
       }
@@ -248,15 +308,18 @@ export class ActorRunner<S, M extends MessageSchemas> {
     message: ReturnType<typeof this.decode>,
     result: TurnResult<S>,
     now: Date,
+    span: Span | undefined,
   ): Promise<void> {
     const cause = message.envelope;
+    // What the turn emits and sends names its span as their cause (undefined, so no header, when tracing is off).
+    const traced = traceHeaders(span);
     const outbox: OutboxRecord[] = [
       ...(result.emit ?? []).map((e) =>
-        causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now),
+        causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now, traced),
       ),
       ...(result.send ?? []).map((c) => {
         const replyTo = c.forwardReply ? record.headers[REPLY_TO_HEADER] : undefined;
-        const headers: Record<string, string> = replyTo ? { [REPLY_TO_HEADER]: replyTo } : {};
+        const headers = replyTo ? { ...traced, [REPLY_TO_HEADER]: replyTo } : traced;
         return causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now, headers);
       }),
     ];
@@ -286,9 +349,23 @@ export class ActorRunner<S, M extends MessageSchemas> {
       outbox,
       timers,
     };
-    const version = this.deps.groupCommit
-      ? await this.deps.groupCommit.commit(turn)
-      : await commitTurn(this.deps.sql, turn);
+    const committing =
+      span &&
+      childSpan(span, "commit", {
+        "pitstop.commit.grouped": this.deps.groupCommit !== undefined,
+        "pitstop.commit.records": outbox.length,
+        "pitstop.commit.timers": timers.length,
+      });
+    let version: number;
+    try {
+      version = this.deps.groupCommit
+        ? await this.deps.groupCommit.commit(turn)
+        : await commitTurn(this.deps.sql, turn);
+    } catch (error) {
+      endSpan(committing, error);
+      throw error;
+    }
+    endSpan(committing);
     cell.state = result.state;
     cell.version = version;
     cell.lastPartition = record.partition;

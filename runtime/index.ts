@@ -90,3 +90,14 @@ export {
 export { defineReactor, type ReactorContext, type ReactorDefinition, type ReactorResult } from "./reactor.ts";
 export { openRedis, pingRedis, type Redis } from "./redis.ts";
 export { isStorableText, storableText } from "./storable-text.ts";
+export {
+  activeTracer,
+  endSpan,
+  failSpan,
+  parentContext,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  traceHeaders,
+  traceIdOf,
+} from "./tracing.ts";

@@ -26,6 +26,8 @@
  *   if the old one is still sending, a row goes out twice, never a later row before an earlier one.
  * - A topic that cannot be published to (deleted, unauthorised) is held back with backoff; others keep flowing.
  * - A crash between publishing and marking means a row is sent again: consumers dedupe by eventId.
+ * - Traced (runtime/tracing.ts): a row carrying a `traceparent` is sent in a span `publish <topic>`, and the
+ *   record's `traceparent` names that span, so its consumer's span hangs off the publish.
  */
 import type { Kafka } from "kafkajs";
 import postgres from "postgres";
@@ -34,6 +36,7 @@ import type { PartitionLease } from "./fence.ts";
 import type { Logger } from "./logger.ts";
 import { OUTBOX_CHANNEL } from "./outbox.ts";
 import { ReplaceableProducer } from "./producer.ts";
+import { tracePublish } from "./tracing.ts";
 
 export interface OutboxRelayOptions {
   kafka: Kafka;
@@ -499,12 +502,19 @@ export class OutboxRelay {
   }
 
   private async sendCommitted(topic: string, list: CommittedRow[]): Promise<void> {
+    const traced = tracePublish(topic, list);
     try {
       await this.producer.send({
         topic,
-        messages: list.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+        messages: list.map((r, i) => ({
+          key: r.key,
+          value: r.value,
+          headers: traced?.headers[i] ?? r.headers,
+        })),
       });
+      traced?.end();
     } catch (error) {
+      traced?.end(error);
       // Not sent (or not known to be): the rows are in the table; their partitions go back to the sweep.
       const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
       const backoffMs = Math.min(5_000, 250 * 2 ** failures);
@@ -565,16 +575,19 @@ export class OutboxRelay {
   }
 
   private async sendTopic(topic: string, list: OutboxRow[]): Promise<void> {
+    const traced = tracePublish(topic, list);
     try {
       await this.producer.send({
         topic,
-        messages: list.map((r) => ({
+        messages: list.map((r, i) => ({
           key: r.message_key,
           value: r.raw_value ?? r.value,
-          headers: r.headers,
+          headers: traced?.headers[i] ?? r.headers,
         })),
       });
+      traced?.end();
     } catch (error) {
+      traced?.end(error);
       const failures = (this.blocked.get(topic)?.failures ?? 0) + 1;
       // At most 5 s: a topic held back longer after a broker failover healed keeps events from going out.
       const backoffMs = Math.min(5_000, 250 * 2 ** failures);

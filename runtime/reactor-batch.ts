@@ -19,6 +19,7 @@ import { type PartitionLease, splitByLease, type Tx } from "./fence.ts";
 import { appendOutboxRows, causedRecord, type OutboxRecord } from "./outbox.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 import type { ReactorContext, ReactorDefinition, ReactorResult } from "./reactor.ts";
+import { type Span, traceHeaders, traceIdOf } from "./tracing.ts";
 import { type BatchOptions, TransactionBatcher } from "./transaction-batch.ts";
 
 export interface ReactorTurn {
@@ -28,6 +29,8 @@ export interface ReactorTurn {
   event: Envelope;
   attempt: number;
   now: Date;
+  /** The event's span (tracing on): what the reactor emits names it as its cause. */
+  span?: Span;
 }
 
 export interface ReactorOutcome {
@@ -95,7 +98,7 @@ export class ReactorBatcher {
     const alone = live.length === 1;
     const db = this.drizzleOn(tx);
     for (const [i, p] of live.entries()) {
-      const { event, record, attempt, now } = p.turn;
+      const { event, record, attempt, now, span } = p.turn;
       const ctx: ReactorContext = {
         tx: db,
         sql: tx,
@@ -104,6 +107,7 @@ export class ReactorBatcher {
         offset: String(record.offset),
         attempt,
         now,
+        traceId: traceIdOf(span),
       };
       let result: ReactorResult | undefined;
       if (alone) {
@@ -128,10 +132,11 @@ export class ReactorBatcher {
       }
       const emits = result?.emit ?? [];
       if (emits.length > 0) {
+        const traced = traceHeaders(span);
         emitted.push({
           lease: p.turn.lease,
           records: emits.map((e) =>
-            causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now),
+            causedRecord(e.topic, e.key ?? event.entityId, e.type, e.payload, event, now, traced),
           ),
         });
       }

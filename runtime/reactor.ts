@@ -21,6 +21,7 @@ import { checkLease, type PartitionLease, type Tx } from "./fence.ts";
 import type { RuntimeDeps } from "./host-deps.ts";
 import type { InboundRecord } from "./partition-worker.ts";
 import { ReactorBatcher, type ReactorBatchOptions } from "./reactor-batch.ts";
+import { activeTracer, endSpan, failSpan, parentContext, type Span, SpanKind, traceIdOf } from "./tracing.ts";
 
 export interface ReactorContext {
   /** The transaction the inbox row is written in, through drizzle: write the reactor's effects with it. */
@@ -32,6 +33,8 @@ export interface ReactorContext {
   offset: string;
   attempt: number;
   now: Date;
+  /** The trace id of the event's span (tracing on and the event traced), e.g. for a status frame; else undefined. */
+  traceId?: string;
 }
 
 /** What a reactor's handler may return: events to emit in its transaction, work to do once it committed. */
@@ -160,13 +163,50 @@ export class ReactorRunner {
     this.policy = { ...DEFAULT_SUPERVISION, ...definition.supervision };
   }
 
-  /** Handles one record (its envelope, or why it is not one) to completion: handled, or dead-lettered. */
-  async handle(lease: PartitionLease, record: InboundRecord, decoded: Envelope | DecodeError): Promise<void> {
+  /**
+   * Handles one record (its envelope, or why it is not one) to completion: handled, or dead-lettered. The event
+   * runs in a span `reactor <name>` whose parent is the trace the record carries (none made when tracing is off).
+   */
+  handle(lease: PartitionLease, record: InboundRecord, decoded: Envelope | DecodeError): Promise<void> {
     if (decoded instanceof DecodeError) {
-      await this.deadLetter(lease, record, classifyError(decoded), 1, this.deps.clock());
-      return;
+      return this.deadLetter(lease, record, classifyError(decoded), 1, this.deps.clock());
     }
     const event = decoded;
+    const span = activeTracer()?.startSpan(
+      `reactor ${this.definition.name}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": record.topic,
+          "messaging.destination.partition.id": String(record.partition),
+          "messaging.kafka.offset": Number(record.offset),
+          "messaging.message.id": event.eventId,
+          "pitstop.reactor": this.definition.name,
+          "pitstop.message.type": event.eventType,
+          "pitstop.correlation.id": event.correlationId,
+        },
+      },
+      parentContext(record.headers),
+    );
+    // Not an async function: without a span the event's promise is handed back as it is (no extra ticks).
+    if (!span) return this.attempts(lease, record, event, undefined);
+    return this.attempts(lease, record, event, span).then(
+      () => span.end(),
+      (error: unknown) => {
+        endSpan(span, error);
+        throw error;
+      },
+    );
+  }
+
+  private async attempts(
+    lease: PartitionLease,
+    record: InboundRecord,
+    event: Envelope,
+    span: Span | undefined,
+  ): Promise<void> {
     const started = performance.now();
     // The event's logger, made only when something is logged.
     const eventLog = () =>
@@ -179,6 +219,7 @@ export class ReactorRunner {
         eventType: event.eventType,
         eventId: event.eventId,
         correlationId: event.correlationId,
+        traceId: traceIdOf(span),
       });
     let firstFailure: Date | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -191,9 +232,11 @@ export class ReactorRunner {
           event,
           attempt,
           now,
+          span,
         });
         if (outcome === "duplicate") this.stats.duplicates++;
         else this.stats.handled++;
+        span?.setAttribute("pitstop.reactor.outcome", outcome);
         if (outcome === "emitted") this.deps.outboxWritten(lease);
         this.deps.observer.reactor(this.definition.name, outcome, performance.now() - started);
         if (outcome !== "duplicate" && afterCommit) {
@@ -211,6 +254,7 @@ export class ReactorRunner {
         firstFailure ??= now;
         if (info.retryable && attempt < this.policy.maxAttempts) {
           this.stats.retries++;
+          span?.addEvent("retry", { attempt, "error.type": info.errorClass });
           eventLog().warn({ attempt, err: info }, "reactor failed; retrying");
           await Bun.sleep(backoffDelay(this.policy.backoff, attempt));
           continue;
@@ -225,6 +269,8 @@ export class ReactorRunner {
           throw error;
         }
         eventLog().error({ attempts: attempt, err: info }, "reactor failed; dead-lettered");
+        failSpan(span, error);
+        span?.setAttribute("pitstop.reactor.outcome", "dead-lettered");
         await this.deadLetter(lease, record, info, attempt, firstFailure);
         this.deps.observer.reactor(this.definition.name, "dead-lettered", performance.now() - started);
         return;

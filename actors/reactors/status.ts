@@ -28,6 +28,8 @@ export interface StatusFrame {
   status: string | null;
   progress?: number;
   detail: Record<string, unknown>;
+  /** The trace id of the event that moved it (tracing on, the event traced): the request's, for one it caused. */
+  traceId?: string;
 }
 
 export function statusReactor(deps: ReactorDeps): ReactorDefinition {
@@ -40,7 +42,7 @@ export function statusReactor(deps: ReactorDeps): ReactorDefinition {
       deps.topics.event("payment-events"),
       deps.topics.event("compensation-events"),
     ],
-    async handle(envelope, { tx }) {
+    async handle(envelope, { tx, traceId }) {
       const nats = deps.nats;
       if (!nats) return; // no fabric to publish on (HTTP-less tools, some tests)
       const event = knownEvent(envelope);
@@ -55,6 +57,7 @@ export function statusReactor(deps: ReactorDeps): ReactorDefinition {
         at: envelope.occurredAt,
         status,
         detail: envelope.payload,
+        ...(traceId ? { traceId } : {}),
       });
       const frames: StatusFrame[] = [];
       if ("bookingId" in p) {

@@ -7,6 +7,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
+import { requestContext } from "../observability.ts";
 import { AcceptedAnswer, answers, BookingAnswer } from "./answers.ts";
 import { bookingTime, Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
@@ -29,9 +30,10 @@ export function bookingRoutes(deps: RouteDeps) {
   };
   return new Elysia({ prefix: "/api/v1/bookings", normalize: false })
     .use(authentication(deps.tokens, deps.limiter))
+    .use(requestContext(deps.log))
     .post(
       "",
-      async ({ body, principal, headers, set }) => {
+      async ({ body, principal, headers, set, trace }) => {
         requireRole(principal, "customer", "admin");
         let customerId = body.customerId;
         if (principal.role === "customer") {
@@ -79,7 +81,7 @@ export function bookingRoutes(deps: RouteDeps) {
                 bookingDate: at.toISOString(),
                 ...(body.notes !== undefined ? { notes: body.notes } : {}),
               },
-              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201 },
+              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(id), okStatus: 201, trace },
             );
             await remember(answer, id);
             const decided = asDecided(answer, url(id));
@@ -142,7 +144,7 @@ export function bookingRoutes(deps: RouteDeps) {
     )
     .post(
       "/:id/reschedule",
-      async ({ principal, params, body, set }) => {
+      async ({ principal, params, body, set, trace }) => {
         requireRole(principal, "customer", "admin");
         await entities.read("booking", params.id, principal);
         const at = bookingTime(body.bookingDate, "/bookingDate");
@@ -151,7 +153,7 @@ export function bookingRoutes(deps: RouteDeps) {
           refs.booking(params.id),
           "RESCHEDULE",
           { bookingDate: at.toISOString() },
-          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id), trace },
         );
         await remember(answer, params.id);
         set.status = answer.status;
@@ -169,7 +171,7 @@ export function bookingRoutes(deps: RouteDeps) {
     )
     .post(
       "/:id/cancel",
-      async ({ principal, params, body, set }) => {
+      async ({ principal, params, body, set, trace }) => {
         requireRole(principal, "customer", "admin");
         await entities.read("booking", params.id, principal);
         const answer = await command(
@@ -177,7 +179,7 @@ export function bookingRoutes(deps: RouteDeps) {
           refs.booking(params.id),
           "CANCEL",
           { reason: body?.reason ?? `cancelled by ${principal.role}` },
-          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id), trace },
         );
         await remember(answer, params.id);
         set.status = answer.status;
@@ -197,7 +199,7 @@ export function bookingRoutes(deps: RouteDeps) {
     )
     .post(
       "/:id/close",
-      async ({ principal, params, set }) => {
+      async ({ principal, params, set, trace }) => {
         requireRole(principal, "technician", "admin");
         await entities.read("booking", params.id, principal);
         const answer = await command(
@@ -205,7 +207,7 @@ export function bookingRoutes(deps: RouteDeps) {
           refs.booking(params.id),
           "CLOSE",
           {},
-          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id), trace },
         );
         await remember(answer, params.id);
         set.status = answer.status;

@@ -6,6 +6,7 @@ import { authentication, requireRole } from "../auth.ts";
 import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { idempotently } from "../idempotency.ts";
+import { requestContext } from "../observability.ts";
 import { AcceptedAnswer, answers, InvoiceAnswer, JobAnswer } from "./answers.ts";
 import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
@@ -13,9 +14,10 @@ export function paymentRoutes(deps: RouteDeps) {
   const { entities, client, refs } = deps;
   return new Elysia({ prefix: "/api/v1", normalize: false })
     .use(authentication(deps.tokens, deps.limiter))
+    .use(requestContext(deps.log))
     .post(
       "/payments",
-      async ({ principal, body, headers, set }) => {
+      async ({ principal, body, headers, set, trace }) => {
         requireRole(principal, "customer", "admin");
         const invoice = await entities.read<InvoiceState>("invoice", body.invoiceId, principal);
         const key = headers["idempotency-key"];
@@ -33,7 +35,12 @@ export function paymentRoutes(deps: RouteDeps) {
               "PAY",
               // Without a key, the command's own id keys the charge: a redelivered command still charges once.
               { cardToken: body.cardToken, idempotencyKey: key ?? messageId },
-              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: `/api/v1/invoices/${invoice.invoiceId}` },
+              {
+                messageId,
+                timeoutMs: deps.askTimeoutMs,
+                statusUrl: `/api/v1/invoices/${invoice.invoiceId}`,
+                trace,
+              },
             );
             if (!answer.view) return answer;
             await entities.remember("invoice", invoice.invoiceId, answer.view as InvoiceState);

@@ -8,6 +8,7 @@ import { command } from "../commands.ts";
 import type { RouteDeps } from "../deps.ts";
 import { forbidden, unprocessable } from "../errors.ts";
 import { idempotently } from "../idempotency.ts";
+import { requestContext } from "../observability.ts";
 import { AcceptedAnswer, answers, RepairAnswer, RepairStatusAnswer } from "./answers.ts";
 import { Id, IdParams, ListQuery, pageSize, strict } from "./schemas.ts";
 
@@ -24,9 +25,10 @@ export function repairRoutes(deps: RouteDeps) {
   };
   return new Elysia({ prefix: "/api/v1/repairs", normalize: false })
     .use(authentication(deps.tokens, deps.limiter))
+    .use(requestContext(deps.log))
     .post(
       "/start",
-      async ({ principal, body, headers, set }) => {
+      async ({ principal, body, headers, set, trace }) => {
         requireRole(principal, "technician", "admin");
         const technicianId = technicianOf(principal, body.technicianId);
         await entities.read<BookingState>("booking", body.bookingId, principal);
@@ -44,7 +46,7 @@ export function repairRoutes(deps: RouteDeps) {
               refs.booking(body.bookingId),
               "START_REPAIR",
               { repairId, technicianId, estimatedMinutes: body.estimatedTime },
-              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(repairId), okStatus: 201 },
+              { messageId, timeoutMs: deps.askTimeoutMs, statusUrl: url(repairId), okStatus: 201, trace },
             );
             if (answer.status === 201 || answer.status === 202) set.headers.location = url(repairId);
             return answer;
@@ -70,7 +72,7 @@ export function repairRoutes(deps: RouteDeps) {
     )
     .post(
       "/:id/progress",
-      async ({ principal, params, body, set }) => {
+      async ({ principal, params, body, set, trace }) => {
         requireRole(principal, "technician", "admin");
         await entities.read("repair", params.id, principal);
         const answer = await command(
@@ -78,7 +80,7 @@ export function repairRoutes(deps: RouteDeps) {
           refs.repair(params.id),
           "PROGRESS",
           { status: body.status, progress: body.progress, technicianId: technicianOf(principal, undefined) },
-          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id), trace },
         );
         set.status = answer.status;
         return answer.body;
@@ -95,7 +97,7 @@ export function repairRoutes(deps: RouteDeps) {
     )
     .post(
       "/:id/complete",
-      async ({ principal, params, body, set }) => {
+      async ({ principal, params, body, set, trace }) => {
         requireRole(principal, "technician", "admin");
         await entities.read("repair", params.id, principal);
         const ids = [...new Set(body.parts.map((p) => p.partId))];
@@ -114,7 +116,7 @@ export function repairRoutes(deps: RouteDeps) {
           refs.repair(params.id),
           "COMPLETE",
           { parts, labourMinutes: body.labourMinutes, technicianId: technicianOf(principal, undefined) },
-          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id) },
+          { messageId: Bun.randomUUIDv7(), timeoutMs: deps.askTimeoutMs, statusUrl: url(params.id), trace },
         );
         set.status = answer.status;
         return answer.body;
