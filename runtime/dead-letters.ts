@@ -103,6 +103,8 @@ export type DeadLetter = typeof schema.deadLetter.$inferSelect;
 
 export interface DeadLetterFilter {
   consumer?: string;
+  /** The topic the records came from. */
+  topic?: string;
   key?: string;
   status?: "dead" | "parked" | "replayed" | "skipped";
   limit?: number;
@@ -114,6 +116,7 @@ export interface DeadLetterFilter {
 export async function listDeadLetters(db: Db, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
   const conditions = [
     filter.consumer ? eq(schema.deadLetter.consumer, filter.consumer) : undefined,
+    filter.topic ? eq(schema.deadLetter.sourceTopic, filter.topic) : undefined,
     filter.key !== undefined ? eq(schema.deadLetter.messageKey, filter.key) : undefined,
     filter.status ? eq(schema.deadLetter.status, filter.status) : undefined,
   ].filter((c) => c !== undefined);

@@ -8,7 +8,7 @@
  *   npm run -s ops -- stuck [--older-than SECONDS] [--kind K]
  *   npm run -s ops -- pause|resume GROUP TOPIC PARTITION [--reason R]
  *   npm run -s ops -- park|unpark KIND KEY [--reason R]
- *   npm run -s ops -- dead-letters [--consumer C] [--key K] [--status S]
+ *   npm run -s ops -- dead-letters [--consumer C] [--topic T] [--key K] [--status S]
  *   npm run -s ops -- replay ID... | replay --consumer C --key K     (a key's letters in order: a redrive)
  *   npm run -s ops -- skip ID... --reason R
  *   npm run -s ops -- audit [--action A]
@@ -29,7 +29,7 @@ const usage = `usage (each also takes [--url U] [--token T]):
   npm run -s ops -- stuck [--older-than SECONDS] [--kind K]
   npm run -s ops -- pause|resume GROUP TOPIC PARTITION [--reason R]
   npm run -s ops -- park|unpark KIND KEY [--reason R]
-  npm run -s ops -- dead-letters [--consumer C] [--key K] [--status dead|parked|replayed|skipped]
+  npm run -s ops -- dead-letters [--consumer C] [--topic T] [--key K] [--status dead|parked|replayed|skipped]
   npm run -s ops -- replay ID... | replay --consumer C --key K
   npm run -s ops -- skip ID... --reason R
   npm run -s ops -- audit [--action A]`;
@@ -49,6 +49,7 @@ function parse() {
       json: { type: "boolean", default: false },
       reason: { type: "string" },
       consumer: { type: "string" },
+      topic: { type: "string" },
       key: { type: "string" },
       status: { type: "string" },
       kind: { type: "string" },
@@ -191,7 +192,7 @@ if (command === "groups" && rest.length === 0) {
 } else if (command === "dead-letters" && rest.length === 0) {
   print(
     await call(
-      `/api/v1/ops/dead-letters${query({ consumer: values.consumer, key: values.key, status: values.status })}`,
+      `/api/v1/ops/dead-letters${query({ consumer: values.consumer, topic: values.topic, key: values.key, status: values.status })}`,
     ),
   );
 } else if (command === "replay" && (rest.length > 0 || (values.consumer && values.key))) {

@@ -86,6 +86,7 @@ export function operationRoutes(deps: RouteDeps) {
         requireRole(principal, "admin");
         const letters = await listDeadLetters(deps.db, {
           consumer: query.consumer,
+          topic: query.topic,
           key: query.key,
           status: query.status,
           limit: pageSize(query.limit, 100, 500),
@@ -100,6 +101,7 @@ export function operationRoutes(deps: RouteDeps) {
       {
         query: t.Object({
           consumer: t.Optional(Id),
+          topic: t.Optional(t.String({ minLength: 1, maxLength: 300 })),
           key: t.Optional(t.String({ maxLength: 200 })),
           // (not t.UnionEnum: Elysia fills an optional UnionEnum in a query with its first value)
           status: t.Optional(

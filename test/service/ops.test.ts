@@ -278,6 +278,16 @@ describe("ops views", () => {
       skippedBy: "admin:ops-cli",
       skipReason: "customer called instead",
     });
+    const byTopic = (topic: string) =>
+      service.call(
+        "GET",
+        `/api/v1/ops/dead-letters?topic=${encodeURIComponent(topic)}&order=newest&limit=5`,
+        {
+          token: admin,
+        },
+      );
+    expect((await byTopic(`${service.namespace}.booking-mailbox`)).body[0].id).toBe(letter.id);
+    expect((await byTopic(`${service.namespace}.repair-mailbox`)).body).toEqual([]);
     // A skipped letter is never replayed, by id or with its key.
     const replay = await service.call("POST", "/api/v1/ops/dead-letters/replay", {
       token: admin,
