@@ -11,7 +11,7 @@
  *   npm run -s ops -- dead-letters [--consumer C] [--topic T] [--key K] [--status S]
  *   npm run -s ops -- replay ID... | replay --consumer C --key K     (a key's letters in order: a redrive)
  *   npm run -s ops -- skip ID... --reason R
- *   npm run -s ops -- audit [--action A]
+ *   npm run -s ops -- audit [--action A] [--json]
  *
  * --url (default http://localhost:$PORT, PORT from the environment or 3000) names the service; --token (or
  * PITSTOP_TOKEN) an admin bearer token. Without one, an admin token is minted with the configured JWT_SECRET, as
@@ -32,7 +32,7 @@ const usage = `usage (each also takes [--url U] [--token T]):
   npm run -s ops -- dead-letters [--consumer C] [--topic T] [--key K] [--status dead|parked|replayed|skipped]
   npm run -s ops -- replay ID... | replay --consumer C --key K
   npm run -s ops -- skip ID... --reason R
-  npm run -s ops -- audit [--action A]`;
+  npm run -s ops -- audit [--action A] [--json]`;
 
 function fail(message: string, code = 2): never {
   console.error(message);
@@ -160,10 +160,16 @@ if (command === "groups" && rest.length === 0) {
       console.log(
         `${h.hostId}  ${h.up ? "up" : "DOWN"} ${h.role} v${h.version} ${h.uptimeSeconds}s  actors ${h.activeActors} in-flight ${h.inFlight} fenced ${h.fenced} failed ${h.failed}`,
       );
-      for (const g of h.groups)
+      // A line per group: how many partitions it owns there and their lag; those behind or paused by name.
+      for (const g of h.groups) {
+        const lag = g.partitions.reduce((n, p) => n + (p.lag ?? 0), 0);
+        const notable = g.partitions
+          .filter((p) => (p.lag ?? 0) > 0 || p.held)
+          .map((p) => `${p.topic}[${p.partition}] lag ${p.lag ?? "?"}${p.held ? " PAUSED" : ""}`);
         console.log(
-          `  ${g.groupId}: ${g.partitions.map((p) => `${p.topic}[${p.partition}] lag ${p.lag ?? "?"}${p.held ? " PAUSED" : ""}`).join(", ") || "-"}`,
+          `  ${g.groupId}  ${g.partitions.length} partition(s), lag ${lag}${notable.length ? `: ${notable.join(", ")}` : ""}`,
         );
+      }
     }
 } else if (command === "actor" && rest.length === 2) {
   print(await call(`/api/v1/ops/actors/${path(...(rest as [string, string]))}`));
@@ -205,7 +211,20 @@ if (command === "groups" && rest.length === 0) {
 } else if (command === "skip" && rest.length > 0 && values.reason) {
   print(await call("/api/v1/ops/dead-letters/skip", { ids: ids(rest), reason: values.reason }));
 } else if (command === "audit" && rest.length === 0) {
-  print(await call(`/api/v1/ops/audit${query({ action: values.action })}`));
+  const rows = (await call(`/api/v1/ops/audit${query({ action: values.action })}`)) as {
+    id: number;
+    at: string;
+    who: string;
+    action: string;
+    target: unknown;
+    outcome: unknown;
+  }[];
+  if (values.json) print(rows);
+  else
+    for (const a of rows)
+      console.log(
+        `${a.id}  ${a.at}  ${a.who}  ${a.action}  ${JSON.stringify(a.target)} -> ${JSON.stringify(a.outcome)}`,
+      );
 } else {
   fail(usage);
 }

@@ -124,7 +124,7 @@ describe("ops views", () => {
     const printed = await cli("hosts", "--url", service.baseUrl);
     expect(printed.code).toBe(0);
     expect(printed.out).toContain(`${host.hostId}  up http,actors,reactors v0.1.0`);
-    expect(printed.out).toContain(`${service.namespace}.booking-events[0] lag `);
+    expect(printed.out).toContain(`  pitstop-${service.namespace}.reactors  15 partition(s), lag `);
   }, 60_000);
 
   test("a paused partition takes nothing new: its lag rises and stays, the host holds it; resumed, it drains", async () => {
