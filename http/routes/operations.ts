@@ -169,7 +169,7 @@ export function operationRoutes(deps: RouteDeps) {
           summary:
             "Skip dead letters: never replayed, kept with who skipped them and why (admin). Letters already replayed or skipped are left",
           tags: ["operations"],
-          responses: answers({ 200: SkipAnswer }),
+          responses: answers({ 200: SkipAnswer }, [400]),
         },
       },
     );

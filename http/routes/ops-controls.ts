@@ -93,7 +93,7 @@ export function opsControlRoutes(deps: RouteDeps) {
           summary:
             "Pause one partition of a group: nothing new starts from it until resumed, across rebalances (admin)",
           tags: ["ops"],
-          responses: answers({ 200: PauseAnswer }, [404]),
+          responses: answers({ 200: PauseAnswer }, [400, 404]),
         },
       },
     )
@@ -119,7 +119,7 @@ export function opsControlRoutes(deps: RouteDeps) {
         detail: {
           summary: "Resume a paused partition (admin)",
           tags: ["ops"],
-          responses: answers({ 200: PauseAnswer }, [404]),
+          responses: answers({ 200: PauseAnswer }, [400, 404]),
         },
       },
     )
@@ -132,7 +132,7 @@ export function opsControlRoutes(deps: RouteDeps) {
         detail: {
           summary: "Park one actor: its next records are held as parked dead letters, in order (admin)",
           tags: ["ops"],
-          responses: answers({ 200: ParkAnswer }, [404]),
+          responses: answers({ 200: ParkAnswer }, [400, 404]),
         },
       },
     )
@@ -146,7 +146,7 @@ export function opsControlRoutes(deps: RouteDeps) {
           summary:
             "Unpark an actor: later records are handled; held ones stay dead letters to replay or skip (admin)",
           tags: ["ops"],
-          responses: answers({ 200: ParkAnswer }, [404]),
+          responses: answers({ 200: ParkAnswer }, [400, 404]),
         },
       },
     );
