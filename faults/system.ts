@@ -100,12 +100,12 @@ export class SystemUnderTest {
     ]);
   }
 
-  /** Starts host `i` (again) and resolves once it serves. */
-  async startHost(i: number): Promise<Proc> {
+  /** Starts host `i` (again) and resolves once it serves; `run` is its PITSTOP_RUN (both parts by default). */
+  async startHost(i: number, run = "actors,reactors"): Promise<Proc> {
     // Each host slot keeps its name across restarts (as a StatefulSet's pods do): a restarted host removes the
     // group members its killed incarnation left, instead of every group waiting out their sessions.
     const host = this.spawn(`host-${i}`, {
-      PITSTOP_RUN: "actors,reactors",
+      PITSTOP_RUN: run,
       PORT: String(await freePort()), // its ops endpoints (/metrics, /livez, /readyz, /healthz)
       PITSTOP_INSTANCE_ID: `host-${i}`,
     });

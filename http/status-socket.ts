@@ -4,7 +4,13 @@
  *
  *   -> { "type": "subscribe", "bookingId": "..." }        (or "repairId")
  *   <- { "type": "subscribed", "entity": "booking", "id": "...", "current": { ...the entity now... } }
- *   <- { "type": "status", "entity": "booking", "id": "...", "event": "REPAIR_IN_PROGRESS", "status": ..., ... }
+ *   <- { "type": "status", "entity": "repair", "id": "...", "event": "REPAIR_IN_PROGRESS", "status": "DIAGNOSING",
+ *        "progress": 20, "version": 3, "source": { "kind": "repair", ... }, "detail": { ...the event's payload } }
+ *
+ * A frame says what its own event said: `status` (and a repair's `progress`, its `version`) are what the entity
+ * reached in the turn that emitted the event, however far it has gone since, so a subscriber sees each step once
+ * and in order (dedupe by `eventId`). On a booking's feed, another entity's event (a repair's step, a payment)
+ * did not change the booking: its `status` is null and `source` says whose step it was and what it reached.
  *
  * A status frame's `traceId` (present when tracing is on, docs/ops.md "Traces") is the trace id of the event that
  * moved the entity: the request's that caused it, for a support ticket to find every span of it.

@@ -313,14 +313,25 @@ export class ActorRunner<S, M extends MessageSchemas> {
     const cause = message.envelope;
     // What the turn emits and sends names its span as their cause (undefined, so no header, when tracing is off).
     const traced = traceHeaders(span);
+    // What the turn emits and sends says which actor it came from, at which version, and what it chose to tell
+    // of its new state (readers take the actor's state as of the record from there).
+    const source =
+      result.emit?.length || result.send?.length
+        ? {
+            kind: this.definition.kind,
+            key: cell.key,
+            version: cell.version + 1, // what this commit makes it (commitTurn and group commit alike)
+            state: this.definition.eventState?.(result.state) ?? {},
+          }
+        : undefined;
     const outbox: OutboxRecord[] = [
       ...(result.emit ?? []).map((e) =>
-        causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now, traced),
+        causedRecord(e.topic, e.key ?? cell.key, e.type, e.payload, cause, now, traced, source),
       ),
       ...(result.send ?? []).map((c) => {
         const replyTo = c.forwardReply ? record.headers[REPLY_TO_HEADER] : undefined;
         const headers = replyTo ? { ...traced, [REPLY_TO_HEADER]: replyTo } : traced;
-        return causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now, headers);
+        return causedRecord(c.to.mailbox, c.to.key, c.type, c.payload, cause, now, headers, source);
       }),
     ];
     const timers: TimerWrite[] = (result.timers ?? []).map((t) =>

@@ -121,6 +121,12 @@ export interface ActorDefinition<S, M extends MessageSchemas> {
    * any other status, unchanged for long, with no timer pending. Without it a kind is never listed.
    */
   lifecycle?: Lifecycle;
+  /**
+   * What each event the actor emits tells of it right after its turn (the envelope's `source.state`): its status,
+   * a progress. Readers of the event (the live status frames) take the actor's state as of that event from here,
+   * not from the store, which may be further on by the time they read. Keep it small: it rides on every event.
+   */
+  eventState?: (state: S) => Record<string, unknown>;
 }
 
 export interface Lifecycle {

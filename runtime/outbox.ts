@@ -3,7 +3,7 @@
  * stamped with the partition lease the turn ran under; the owner of that partition publishes them afterwards
  * (outbox-relay.ts). A crash never loses one; at worst one is sent twice.
  */
-import { type Envelope, encodeEnvelope, newEnvelope } from "../topics/index.ts";
+import { type Envelope, type EventSource, encodeEnvelope, newEnvelope } from "../topics/index.ts";
 import type { PartitionLease, Tx } from "./fence.ts";
 
 /** NOTIFY channel of rows written outside any turn (no source lease): the unsourced relay listens on it. */
@@ -27,7 +27,11 @@ export function envelopeRecord(
   return { topic, key, headers, value: encodeEnvelope(envelope).toString("utf8") } satisfies OutboxRecord;
 }
 
-/** The outbox record of an event or command that `cause` led to: same correlation, caused by it. */
+/**
+ * The outbox record of an event or command that `cause` led to: same correlation, caused by it; `source` names
+ * the actor whose turn emitted it and what it said of its new state, and the cause's own source goes along as
+ * `causeSource` (who asked for that turn, as it was then).
+ */
 export function causedRecord(
   topic: string,
   key: string,
@@ -36,6 +40,7 @@ export function causedRecord(
   cause: Envelope,
   now: Date,
   headers: Record<string, string> = {},
+  source?: EventSource,
 ): OutboxRecord {
   const envelope = newEnvelope({
     eventType: type,
@@ -44,6 +49,8 @@ export function causedRecord(
     correlationId: cause.correlationId,
     causationId: cause.eventId,
     occurredAt: now,
+    source,
+    causeSource: source ? cause.source : undefined,
   });
   return envelopeRecord(topic, key, envelope, headers);
 }

@@ -18,6 +18,17 @@ const UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 const DATE_TIME_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$";
 const Uuid = Type.String({ pattern: UUID_PATTERN });
 
+/** An actor as one of its turns left it: what `source` and `causeSource` hold. */
+const Source = Type.Object(
+  {
+    kind: Type.String({ minLength: 1, maxLength: 100 }),
+    key: Type.String({ minLength: 1, maxLength: 200 }),
+    version: Type.Integer({ minimum: 1 }),
+    state: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+
 export const EnvelopeSchema = Type.Object(
   {
     eventId: Uuid,
@@ -33,9 +44,23 @@ export const EnvelopeSchema = Type.Object(
     /** The id of the message that caused this one; null for a first cause (an HTTP request). */
     causationId: Type.Union([Uuid, Type.Null()]),
     payload: Type.Record(Type.String(), Type.Unknown()),
+    /**
+     * Who emitted it and what it said of itself right after: the actor (kind and key), the version its turn
+     * committed, and what its definition chose to tell of its new state (`eventState`: a status, a progress).
+     * Absent on records made outside an actor's turn. A reader wanting the emitter's state as of this record
+     * reads it here, never from the store (which may be further on by then).
+     */
+    source: Type.Optional(Source),
+    /**
+     * The `source` of the message whose turn emitted this one, when it had one: the actor that asked for this
+     * turn, as it was then (a booking's START sent to a repair: the booking, IN_SERVICE, behind REPAIR_STARTED).
+     */
+    causeSource: Type.Optional(Source),
   },
   { additionalProperties: false },
 );
+
+export type EventSource = Static<typeof Source>;
 
 export type Envelope<P extends Record<string, unknown> = Record<string, unknown>> = Omit<
   Static<typeof EnvelopeSchema>,
@@ -85,6 +110,8 @@ export interface NewEnvelope<P extends Record<string, unknown>> {
   causationId?: string | null;
   occurredAt?: Date;
   eventId?: string;
+  source?: EventSource;
+  causeSource?: EventSource;
 }
 
 /** Builds an envelope with a fresh time-ordered id; a new correlation starts when none is given. */
@@ -99,6 +126,8 @@ export function newEnvelope<P extends Record<string, unknown>>(input: NewEnvelop
     correlationId: input.correlationId ?? eventId,
     causationId: input.causationId ?? null,
     payload: input.payload,
+    ...(input.source ? { source: input.source } : {}),
+    ...(input.causeSource ? { causeSource: input.causeSource } : {}),
   };
 }
 

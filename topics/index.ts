@@ -17,6 +17,7 @@ export {
   type Envelope,
   EnvelopeError,
   EnvelopeSchema,
+  type EventSource,
   encodeEnvelope,
   type NewEnvelope,
   newEnvelope,

@@ -149,6 +149,7 @@ export function bookingActor(refs: Refs, settings: BookingSettings) {
     mailbox: refs.mailboxes.booking,
     initialState: initialBooking,
     lifecycle: { statusField: "status", final: ["NEW", "PAID", "CLOSED", "CANCELLED", "REJECTED"] },
+    eventState: (state) => ({ status: state.status }),
     messages: bookingMessages,
     handle(state, message, ctx): TurnResult<BookingState> {
       const now = ctx.now.toISOString();

@@ -117,6 +117,7 @@ export function invoiceActor(refs: Refs, gateway: PaymentGateway, settings: Invo
     mailbox: refs.mailboxes.invoice,
     initialState: initialInvoice,
     lifecycle: { statusField: "status", final: ["NEW", "PAID", "FAILED", "REFUNDED", "VOID"] },
+    eventState: (state) => ({ status: state.status }),
     messages: invoiceMessages,
     async handle(state, message, ctx): Promise<TurnResult<InvoiceState>> {
       const now = ctx.now.toISOString();

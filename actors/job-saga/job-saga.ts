@@ -134,6 +134,7 @@ export function jobSagaActor(refs: Refs, settings: JobSettings) {
     mailbox: refs.mailboxes["job-saga"],
     initialState: initialJob,
     lifecycle: { statusField: "status", final: ["NONE", "PAID", "COMPENSATED", "CANCELLED"] },
+    eventState: (state) => ({ status: state.status }),
     messages: jobMessages,
     handle(state, message, ctx): TurnResult<JobState> {
       const now = ctx.now.toISOString();

@@ -25,6 +25,7 @@ import { closedPort, testConfig, testKafka, testLog, uniqueName, waitFor } from 
 import {
   decodeEnvelope,
   type Envelope,
+  type EventSource,
   type EventTopic,
   encodeEnvelope,
   newEnvelope,
@@ -159,7 +160,13 @@ const KEY_FIELD: Record<EventTopic, string> = {
 function eventOf<E extends EventType>(
   type: E,
   payload: EventPayload<E>,
-  options: { correlationId?: string; causationId?: string; occurredAt?: Date } = {},
+  options: {
+    correlationId?: string;
+    causationId?: string;
+    occurredAt?: Date;
+    source?: EventSource;
+    causeSource?: EventSource;
+  } = {},
 ): Envelope {
   const fields = payload as Record<string, unknown>;
   return newEnvelope({
@@ -757,7 +764,7 @@ describe("inventory reactor", () => {
 });
 
 describe("status reactor", () => {
-  test("status frames reach NATS subscribers of the booking and repair subjects in order, with the entity's current status", async () => {
+  test("status frames reach NATS subscribers of the booking and repair subjects in order, each with what its own event said", async () => {
     const b = booking();
     const repairId = id("rp");
     const frames = { booking: [] as StatusFrame[], repair: [] as StatusFrame[] };
@@ -769,71 +776,99 @@ describe("status reactor", () => {
       }),
     );
     await nc.flush(); // the server has the subscriptions before anything is published
+    const of = (kind: string, key: string, version: number, state: Record<string, unknown>) => ({
+      source: { kind, key, version, state },
+    });
     try {
-      await putState("booking", b.bookingId, { ...b, status: "CONFIRMED", version: 2 });
-      const rescheduled = eventOf("BOOKING_RESCHEDULED", {
-        bookingId: b.bookingId,
-        customerId: b.customerId,
-        fromDate: b.bookingDate,
-        bookingDate: "2031-03-05T09:00:00.000Z",
-        slotId: "OIL_CHANGE@2031-03-05T09:00:00.000Z",
-      });
+      // The store is always further on than the events: the frames must not read it.
+      await putState("booking", b.bookingId, { ...b, status: "AWAITING_PAYMENT", version: 9 });
+      await putState("repair", repairId, { repairId, status: "COMPLETED", progress: 100, version: 9 });
+      const rescheduled = eventOf(
+        "BOOKING_RESCHEDULED",
+        {
+          bookingId: b.bookingId,
+          customerId: b.customerId,
+          fromDate: b.bookingDate,
+          bookingDate: "2031-03-05T09:00:00.000Z",
+          slotId: "OIL_CHANGE@2031-03-05T09:00:00.000Z",
+        },
+        of("booking", b.bookingId, 2, { status: "CONFIRMED" }),
+      );
       await publish([rescheduled]);
       await waitFor(() => frames.booking.length === 1, { what: "the booking's first frame" });
 
-      await putState("booking", b.bookingId, { ...b, status: "IN_SERVICE", version: 3 });
-      await putState("repair", repairId, { repairId, status: "REPAIRING", progress: 40, version: 3 });
       const ids = { repairId, bookingId: b.bookingId, customerId: b.customerId };
       const repairEvents = [
-        eventOf("REPAIR_STARTED", { ...ids, technicianId: "tech-1", estimatedMinutes: 60 }),
-        eventOf("REPAIR_IN_PROGRESS", { ...ids, status: "DIAGNOSING", progress: 20 }),
-        eventOf("REPAIR_IN_PROGRESS", { ...ids, status: "REPAIRING", progress: 40 }),
+        // Asked for by the booking's turn that went IN_SERVICE (its START command): that is the booking's status.
+        eventOf(
+          "REPAIR_STARTED",
+          { ...ids, technicianId: "tech-1", estimatedMinutes: 60 },
+          {
+            ...of("repair", repairId, 1, { status: "STARTED", progress: 0 }),
+            causeSource: of("booking", b.bookingId, 3, { status: "IN_SERVICE" }).source,
+          },
+        ),
+        eventOf(
+          "REPAIR_IN_PROGRESS",
+          { ...ids, status: "DIAGNOSING", progress: 20 },
+          of("repair", repairId, 2, { status: "DIAGNOSING", progress: 20 }),
+        ),
+        eventOf(
+          "REPAIR_IN_PROGRESS",
+          { ...ids, status: "REPAIRING", progress: 40 },
+          of("repair", repairId, 3, { status: "REPAIRING", progress: 40 }),
+        ),
+        // Made outside an actor's turn (no source): it says nothing of anyone's status.
+        eventOf("REPAIR_IN_PROGRESS", { ...ids, status: "REPAIRING", progress: 50 }),
       ];
       await publish(repairEvents);
-      await waitFor(() => frames.repair.length === 3, { what: "three repair frames" });
-
-      // What the customer sees is the entity's status when the event is handled.
-      await putState("repair", repairId, { repairId, status: "COMPLETED", progress: 100, version: 5 });
-      await putState("booking", b.bookingId, { ...b, status: "AWAITING_PAYMENT", version: 4 });
-      const done = eventOf("REPAIR_COMPLETED", {
-        ...ids,
-        parts: [],
-        labourMinutes: 60,
-        labourCost: 80_000,
-        partsCost: 0,
-      });
-      await publish([done]);
       await waitFor(() => frames.repair.length === 4 && frames.booking.length === 5, { what: "all frames" });
 
       const frame = (
         e: Envelope,
         entity: "booking" | "repair",
-        status: string,
-        progress?: number,
-      ): StatusFrame => ({
-        type: "status",
-        entity,
-        id: entity === "booking" ? b.bookingId : repairId,
-        event: e.eventType,
-        eventId: e.eventId,
-        at: e.occurredAt,
-        status,
-        ...(progress === undefined ? {} : { progress }),
-        detail: e.payload,
-      });
-      const [started, diagnosing, repairing] = repairEvents as [Envelope, Envelope, Envelope];
+        said: { status: string | null; progress?: number; version?: number },
+      ): StatusFrame => {
+        const source = e.source && {
+          kind: e.source.kind,
+          id: e.source.key,
+          version: e.source.version,
+          status: e.source.state.status as string,
+          ...(e.source.state.progress === undefined ? {} : { progress: e.source.state.progress as number }),
+        };
+        return {
+          type: "status",
+          entity,
+          id: entity === "booking" ? b.bookingId : repairId,
+          event: e.eventType,
+          eventId: e.eventId,
+          at: e.occurredAt,
+          status: said.status,
+          ...(said.progress === undefined ? {} : { progress: said.progress }),
+          ...(said.version === undefined ? {} : { version: said.version }),
+          ...(source ? { source } : {}),
+          detail: e.payload,
+        };
+      };
+      const [started, diagnosing, repairing, unsourced] = repairEvents as [
+        Envelope,
+        Envelope,
+        Envelope,
+        Envelope,
+      ];
       expect(frames.repair).toEqual([
-        frame(started, "repair", "REPAIRING", 40),
-        frame(diagnosing, "repair", "REPAIRING", 40),
-        frame(repairing, "repair", "REPAIRING", 40),
-        frame(done, "repair", "COMPLETED", 100),
+        frame(started, "repair", { status: "STARTED", progress: 0, version: 1 }),
+        frame(diagnosing, "repair", { status: "DIAGNOSING", progress: 20, version: 2 }),
+        frame(repairing, "repair", { status: "REPAIRING", progress: 40, version: 3 }),
+        frame(unsourced, "repair", { status: null }),
       ]);
+      // The repair's steps the booking did not ask for did not change it: null, and whose step it was in `source`.
       expect(frames.booking).toEqual([
-        frame(rescheduled, "booking", "CONFIRMED"),
-        frame(started, "booking", "IN_SERVICE"),
-        frame(diagnosing, "booking", "IN_SERVICE"),
-        frame(repairing, "booking", "IN_SERVICE"),
-        frame(done, "booking", "AWAITING_PAYMENT"),
+        frame(rescheduled, "booking", { status: "CONFIRMED", version: 2 }),
+        frame(started, "booking", { status: "IN_SERVICE", version: 3 }),
+        frame(diagnosing, "booking", { status: null }),
+        frame(repairing, "booking", { status: null }),
+        frame(unsourced, "booking", { status: null }),
       ]);
     } finally {
       for (const s of subscriptions) s.unsubscribe();

@@ -86,6 +86,7 @@ export function repairActor(refs: Refs) {
     mailbox: refs.mailboxes.repair,
     initialState: initialRepair,
     lifecycle: { statusField: "status", final: ["NEW", "COMPLETED"] },
+    eventState: (state) => ({ status: state.status, progress: state.progress }),
     messages: repairMessages,
     handle(state, message, ctx): TurnResult<RepairState> {
       const now = ctx.now.toISOString();
